@@ -1,0 +1,189 @@
+//! Per-call configuration: everything the core needs, given once at construction.
+
+use std::time::Duration;
+
+use crate::audio::ByteOrder;
+
+/// Configuration of one call. Built by the runtime from its own settings.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// The OpenAI side.
+    pub openai: OpenAiConfig,
+    /// Tools the model may call, run by the application through [`crate::Output::ToolCall`].
+    pub tools: Vec<ToolSpec>,
+    /// Built-in tools the core runs itself.
+    pub builtins: Builtins,
+    /// SignalWire REST credentials; without them hang-up closes the media stream instead.
+    pub signalwire: Option<SignalWireRest>,
+    /// Byte order of L16 audio on the phone leg.
+    pub l16_byte_order: ByteOrder,
+    /// Caps and deadlines.
+    pub limits: Limits,
+}
+
+/// How to reach OpenAI and what to tell the model.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// API key sent as `Authorization: Bearer`; never logged.
+    pub api_key: String,
+    /// Base URL of the REST API, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Realtime model name.
+    pub model: String,
+    /// Voice of the model.
+    pub voice: String,
+    /// System instructions (the rendered prompt).
+    pub instructions: String,
+    /// Server VAD settings.
+    pub turn_detection: TurnDetection,
+    /// Model that transcribes the caller, or `None` for no caller transcripts.
+    pub transcription_model: Option<String>,
+    /// Whether the model speaks first, as soon as the session is ready.
+    pub greet_first: bool,
+}
+
+/// Server voice activity detection (`audio.input.turn_detection`, type `server_vad`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnDetection {
+    /// Activation threshold, 0.0 to 1.0.
+    pub threshold: f32,
+    /// Audio kept before speech starts.
+    pub prefix_padding_ms: u32,
+    /// Silence that ends a turn.
+    pub silence_duration_ms: u32,
+    /// The server starts a response when the caller's turn ends.
+    pub create_response: bool,
+    /// The server cancels its response when the caller starts speaking.
+    pub interrupt_response: bool,
+}
+
+impl Default for TurnDetection {
+    fn default() -> Self {
+        TurnDetection {
+            threshold: 0.5,
+            prefix_padding_ms: 300,
+            silence_duration_ms: 500,
+            create_response: true,
+            interrupt_response: true,
+        }
+    }
+}
+
+/// A function tool the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Function name.
+    pub name: String,
+    /// What the tool does, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+    /// How long the tool may run before the model is told it failed.
+    pub timeout: Duration,
+}
+
+/// Which built-in tools are offered to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Builtins {
+    /// `end_call`: say goodbye, then hang up.
+    pub end_call: bool,
+    /// `send_dtmf`: play DTMF digits to the caller's line.
+    pub send_dtmf: bool,
+}
+
+impl Default for Builtins {
+    fn default() -> Self {
+        Builtins {
+            end_call: true,
+            send_dtmf: true,
+        }
+    }
+}
+
+/// SignalWire Compatibility REST API credentials, used to hang up.
+#[derive(Debug, Clone)]
+pub struct SignalWireRest {
+    /// e.g. `https://example.signalwire.com`.
+    pub space_url: String,
+    /// Project id, the Basic-auth user and the `Accounts/{id}` path segment.
+    pub project_id: String,
+    /// API token, the Basic-auth password; never logged.
+    pub api_token: String,
+}
+
+/// Caps on every peer-fed queue, and the core's deadlines.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest WebSocket message accepted from SignalWire.
+    pub max_phone_message_bytes: usize,
+    /// Largest WebSocket message accepted from OpenAI.
+    pub max_model_message_bytes: usize,
+    /// Caller audio held while the model session is not ready; the oldest is dropped past it.
+    pub held_audio: Duration,
+    /// Marks outstanding on the phone leg; past it marks are merged.
+    pub max_outstanding_marks: usize,
+    /// Tool calls running at once; more are answered with an error at once.
+    pub max_running_tools: usize,
+    /// Deadline for tools that do not set their own.
+    pub default_tool_timeout: Duration,
+    /// Pause after which collected caller DTMF digits go to the model.
+    pub dtmf_pause: Duration,
+    /// Most digits collected before they go to the model.
+    pub max_dtmf_digits: usize,
+    /// How long to wait for `start` on a new media stream.
+    pub stream_start_timeout: Duration,
+    /// How long the OpenAI session may take to become ready.
+    pub model_connect_timeout: Duration,
+    /// How long a goodbye may play before `end_call` hangs up anyway.
+    pub hangup_drain: Duration,
+    /// How long an HTTP request of the core may take.
+    pub http_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_phone_message_bytes: 64 * 1024,
+            max_model_message_bytes: 16 * 1024 * 1024,
+            held_audio: Duration::from_secs(5),
+            max_outstanding_marks: 512,
+            max_running_tools: 16,
+            default_tool_timeout: Duration::from_secs(10),
+            dtmf_pause: Duration::from_millis(1500),
+            max_dtmf_digits: 32,
+            stream_start_timeout: Duration::from_secs(10),
+            model_connect_timeout: Duration::from_secs(10),
+            hangup_drain: Duration::from_secs(15),
+            http_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CallConfig {
+    /// A configuration with defaults for everything but the key.
+    pub fn new(api_key: impl Into<String>) -> Self {
+        CallConfig {
+            openai: OpenAiConfig {
+                api_key: api_key.into(),
+                base_url: DEFAULT_BASE_URL.to_owned(),
+                model: DEFAULT_REALTIME_MODEL.to_owned(),
+                voice: "marin".to_owned(),
+                instructions: "You are a helpful assistant on a phone call. Keep answers short."
+                    .to_owned(),
+                turn_detection: TurnDetection::default(),
+                transcription_model: Some("gpt-4o-mini-transcribe".to_owned()),
+                greet_first: true,
+            },
+            tools: Vec::new(),
+            builtins: Builtins::default(),
+            signalwire: None,
+            l16_byte_order: ByteOrder::Little,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// OpenAI's public API.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The default Realtime model (`gpt-realtime` and `gpt-realtime-mini` shut down on 2027-01-20).
+pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime-2.1";

@@ -1,0 +1,3 @@
+//! The SignalWire (Twilio-compatible) bidirectional media stream.
+
+pub mod messages;

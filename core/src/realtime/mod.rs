@@ -1,0 +1,3 @@
+//! OpenAI Realtime (GA).
+
+pub mod events;

@@ -1,0 +1,3 @@
+//! The simulation: fake peers that speak the documented wire formats, and a virtual-clock driver.
+
+pub mod speech;

@@ -1,0 +1,2 @@
+//! The `barbara` binary.
+fn main() {}
