@@ -50,10 +50,6 @@ impl TimerTable {
         self.slots[timer.slot()] = None;
     }
 
-    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.slots[timer.slot()]
-    }
-
     /// Clears and returns the timer if it is due at `now`.
     pub(crate) fn expire(&mut self, timer: Timer, now: Instant) -> bool {
         match self.slots[timer.slot()] {
@@ -80,15 +76,22 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // an origin for the test's instants
     fn next_is_the_earliest_and_expire_clears_only_due_timers() {
         let base = Instant::now();
         let mut table = TimerTable::default();
         table.set(Timer::DtmfFlush, base + Duration::from_secs(2));
         table.set(Timer::ToolDeadline, base + Duration::from_secs(1));
-        assert_eq!(table.next(), Some((base + Duration::from_secs(1), Timer::ToolDeadline)));
+        assert_eq!(
+            table.next(),
+            Some((base + Duration::from_secs(1), Timer::ToolDeadline))
+        );
         assert!(!table.expire(Timer::DtmfFlush, base + Duration::from_secs(1)));
         assert!(table.expire(Timer::ToolDeadline, base + Duration::from_secs(1)));
-        assert_eq!(table.next(), Some((base + Duration::from_secs(2), Timer::DtmfFlush)));
+        assert_eq!(
+            table.next(),
+            Some((base + Duration::from_secs(2), Timer::DtmfFlush))
+        );
         table.stop(Timer::DtmfFlush);
         assert_eq!(table.next(), None);
     }

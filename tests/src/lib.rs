@@ -1,1 +1,119 @@
-//! Scenario tests live in tests/tests.
+//! Shared helpers for the scenario tests: scripted calls on the core's simulation.
+
+use std::time::Duration;
+
+pub use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
+pub use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance, WireShape};
+pub use barbara_core::sim::fake_realtime::{RealtimeScript, ScriptedResponse};
+pub use barbara_core::{EndReason, Event, Role, ToolAction, ToolSpec};
+
+/// Milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Seconds.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A spoken reply of the fake model.
+pub fn say(text: &str, audio_ms: u32) -> ScriptedResponse {
+    ScriptedResponse {
+        text: text.to_owned(),
+        audio_ms,
+        tool_calls: Vec::new(),
+    }
+}
+
+/// A reply that speaks (optionally) and then calls tools.
+pub fn say_and_call(
+    text: &str,
+    audio_ms: u32,
+    calls: &[(&str, serde_json::Value)],
+) -> ScriptedResponse {
+    ScriptedResponse {
+        text: text.to_owned(),
+        audio_ms,
+        tool_calls: calls
+            .iter()
+            .map(|(name, args)| ((*name).to_owned(), args.clone()))
+            .collect(),
+    }
+}
+
+/// A caller turn starting at `start` lasting `duration`.
+pub fn utterance(start: Duration, duration: Duration) -> Utterance {
+    Utterance { start, duration }
+}
+
+/// A call where the model greets first with `greeting_ms` of audio and then answers with the
+/// scripted `replies`; the caller says what `utterances` say and hangs up with `stop` at `end`.
+pub fn scenario(
+    seed: u64,
+    greeting_ms: u32,
+    replies: Vec<ScriptedResponse>,
+    utterances: Vec<Utterance>,
+    end: Duration,
+) -> SimConfig {
+    let mut config = SimConfig::new(seed);
+    let mut responses = vec![say("Hello, this is Barbara. How can I help?", greeting_ms)];
+    responses.extend(replies);
+    config.openai.responses = responses;
+    config.openai.caller_transcripts = vec!["I would like to check my order.".to_owned()];
+    config.caller.utterances = utterances;
+    config.caller.hangup = Some((end, HangupStyle::Stop));
+    config
+}
+
+/// A tool the application offers, with its deadline.
+pub fn tool_spec(name: &str, timeout: Duration) -> ToolSpec {
+    ToolSpec {
+        name: name.to_owned(),
+        description: format!("The {name} tool."),
+        parameters: serde_json::json!({"type": "object", "properties": {}}),
+        timeout,
+    }
+}
+
+/// Runs the configuration twice and checks that both runs tell the same story; returns one.
+pub fn run_deterministic(config: SimConfig, limit: Duration) -> Sim {
+    let mut first = Sim::new(config.clone());
+    first.run_to_end(limit);
+    let mut second = Sim::new(config);
+    second.run_to_end(limit);
+    assert_eq!(
+        first.trace_lines(),
+        second.trace_lines(),
+        "same seed, different trace"
+    );
+    assert_eq!(
+        format!("{:?}", first.caller()),
+        format!("{:?}", second.caller()),
+        "same seed, the caller heard something else"
+    );
+    first
+}
+
+/// Whether the event is the end of the call.
+pub fn is_end(event: &Event) -> bool {
+    matches!(event, Event::CallEnded { .. })
+}
+
+/// Time of the first event matching `pred`, or a panic naming `what`.
+pub fn time_of(sim: &Sim, what: &str, pred: impl Fn(&Event) -> bool) -> Duration {
+    sim.first(pred)
+        .unwrap_or_else(|| panic!("no {what} in the trace:\n{}", sim.trace_lines().join("\n")))
+        .0
+}
+
+/// Client events of one type the bridge sent to OpenAI, with their times.
+pub fn sent_of_type(sim: &Sim, event_type: &str) -> Vec<(Duration, serde_json::Value)> {
+    sim.model_events_sent()
+        .iter()
+        .filter_map(|(at, text)| {
+            let value: serde_json::Value = serde_json::from_str(text).ok()?;
+            (value["type"] == event_type).then_some((*at, value))
+        })
+        .collect()
+}

@@ -1,3 +1,4 @@
 //! The SignalWire (Twilio-compatible) bidirectional media stream.
 
 pub mod messages;
+pub(crate) mod session;

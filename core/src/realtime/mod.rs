@@ -1,3 +1,4 @@
 //! OpenAI Realtime (GA).
 
 pub mod events;
+pub(crate) mod session;

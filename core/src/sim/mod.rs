@@ -1,3 +1,6 @@
 //! The simulation: fake peers that speak the documented wire formats, and a virtual-clock driver.
 
+pub mod driver;
+pub mod fake_caller;
+pub mod fake_realtime;
 pub mod speech;

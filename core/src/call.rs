@@ -1,0 +1,865 @@
+//! `Call`: the top-level state machine of one phone call.
+//!
+//! It owns the phone leg, the media path, the model leg (behind the [`crate::model`] seam), the
+//! tool runner and the timers. Sub-machines are drained inside each `handle_*`; only `Call`
+//! produces [`Output`]s.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::CallConfig;
+use crate::error::ConfigError;
+use crate::media_path::MediaPath;
+use crate::media_stream::session::{PhoneEvent, PhoneLeg};
+use crate::model::{ModelEvent, ModelLeg};
+use crate::output::{
+    BadInputKind, CallContext, EndReason, Event, HttpRequest, HttpResponse, Leg, Output, RequestId,
+    ToolAction, ToolCall, ToolCallId, ToolResult, TransportFailure,
+};
+use crate::timer::{Timer, TimerTable};
+use crate::tools::{ToolRunner, builtins};
+
+/// A whole WebSocket message, as the runtime received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsMessage<'a> {
+    /// A text frame.
+    Text(&'a str),
+    /// A binary frame.
+    Binary(&'a [u8]),
+}
+
+/// Counters of one call, for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallStats {
+    /// Messages from SignalWire that were dropped.
+    pub bad_phone_messages: u64,
+    /// Messages from OpenAI that were dropped.
+    pub bad_model_messages: u64,
+    /// Caller audio frames sent to the model.
+    pub frames_to_model: u64,
+    /// Caller audio dropped because the model was not ready for too long, in bytes.
+    pub held_audio_dropped_bytes: u64,
+    /// Milliseconds of model audio sent to the caller.
+    pub ms_to_caller: u64,
+    /// Mark echoes of cleared audio, ignored.
+    pub stale_mark_echoes: u64,
+    /// Barge-ins that cut audio.
+    pub barge_ins: u64,
+    /// Tool calls handed out.
+    pub tool_calls: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelConn {
+    NotStarted,
+    Connecting,
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HangupStage {
+    /// Waiting for the model to finish speaking and the caller to hear it.
+    Draining,
+    /// The REST hang-up is in flight.
+    Requesting(RequestId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hangup {
+    reason: EndReason,
+    stage: HangupStage,
+}
+
+/// One phone call bridged to OpenAI. See the crate docs for the run loop.
+#[derive(Debug)]
+pub struct Call {
+    config: CallConfig,
+    seed: [u8; 32],
+    unix_time: Duration,
+    started: Instant,
+    last_now: Instant,
+    phone: PhoneLeg,
+    phone_closed: bool,
+    model: ModelLeg,
+    model_conn: ModelConn,
+    model_ready: bool,
+    media: Option<MediaPath>,
+    context: CallContext,
+    tools: ToolRunner,
+    timers: TimerTable,
+    outputs: VecDeque<Output>,
+    held_audio: VecDeque<Vec<u8>>,
+    held_bytes: usize,
+    held_overflowing: bool,
+    dtmf_digits: String,
+    hangup: Option<Hangup>,
+    ended: Option<EndReason>,
+    first_audio_sent: bool,
+    next_request: u64,
+    scratch: Vec<u8>,
+    stats: CallStats,
+}
+
+impl Call {
+    /// A new call, created when SignalWire's media-stream WebSocket is accepted.
+    ///
+    /// `seed` makes every choice of the call repeatable; `unix_time` is the wall clock at `now`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the configuration cannot work (no key, a bad URL, clashing tools).
+    pub fn new(
+        config: CallConfig,
+        seed: [u8; 32],
+        now: Instant,
+        unix_time: Duration,
+    ) -> Result<Call, ConfigError> {
+        validate(&config)?;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::StreamStart, now + config.limits.stream_start_timeout);
+        Ok(Call {
+            phone: PhoneLeg::new(
+                config.limits.max_phone_message_bytes,
+                config.limits.max_outstanding_marks,
+            ),
+            model: ModelLeg::new(&config),
+            config,
+            seed,
+            unix_time,
+            started: now,
+            last_now: now,
+            phone_closed: false,
+            model_conn: ModelConn::NotStarted,
+            model_ready: false,
+            media: None,
+            context: CallContext::default(),
+            tools: ToolRunner::default(),
+            timers,
+            outputs: VecDeque::new(),
+            held_audio: VecDeque::new(),
+            held_bytes: 0,
+            held_overflowing: false,
+            dtmf_digits: String::new(),
+            hangup: None,
+            ended: None,
+            first_audio_sent: false,
+            next_request: 0,
+            scratch: Vec::new(),
+            stats: CallStats::default(),
+        })
+    }
+
+    /// The seed the call was made with.
+    pub fn seed(&self) -> [u8; 32] {
+        self.seed
+    }
+
+    /// Wall-clock time (since the Unix epoch) at the call's start.
+    pub fn unix_time(&self) -> Duration {
+        self.unix_time
+    }
+
+    /// How long the call has run at `now`.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// The call's counters.
+    pub fn stats(&self) -> CallStats {
+        let mut stats = self.stats.clone();
+        stats.stale_mark_echoes = self.phone.stale_mark_echoes;
+        stats
+    }
+
+    /// Why the call ended, once it has.
+    pub fn end_reason(&self) -> Option<&EndReason> {
+        self.ended.as_ref()
+    }
+
+    /// Lengths of the call's peer-fed queues: (held caller audio in bytes, pending marks,
+    /// running tools, collected DTMF digits). Each stays within its configured cap.
+    pub fn queue_lengths(&self) -> (usize, usize, usize, usize) {
+        (
+            self.held_bytes,
+            self.phone.pending_marks(),
+            self.tools.running(),
+            self.dtmf_digits.len(),
+        )
+    }
+
+    /// A whole WebSocket message arrived on `leg`.
+    pub fn handle_ws_message(&mut self, now: Instant, leg: Leg, message: WsMessage<'_>) {
+        let now = self.clamp(now);
+        if self.ended.is_some() {
+            return;
+        }
+        match (leg, message) {
+            (Leg::Phone, WsMessage::Text(text)) => {
+                let event = self.phone.handle_text(text);
+                self.on_phone_event(now, event);
+            }
+            (Leg::Model, WsMessage::Text(text)) => {
+                if self.model_conn != ModelConn::Open {
+                    return;
+                }
+                if text.len() > self.config.limits.max_model_message_bytes {
+                    self.bad_input(Leg::Model, BadInputKind::Oversized);
+                } else {
+                    self.model.handle_text(now, text);
+                }
+            }
+            (leg, WsMessage::Binary(_)) => self.bad_input(leg, BadInputKind::Binary),
+        }
+        self.pump(now);
+    }
+
+    /// The runtime opened the connection asked for by [`Output::Connect`].
+    pub fn handle_ws_opened(&mut self, now: Instant, leg: Leg) {
+        let now = self.clamp(now);
+        if self.ended.is_some() || leg != Leg::Model || self.model_conn != ModelConn::Connecting {
+            return;
+        }
+        self.model_conn = ModelConn::Open;
+        self.model.handle_opened(now);
+        self.pump(now);
+    }
+
+    /// A leg's connection closed (or could not be opened).
+    pub fn handle_ws_closed(&mut self, now: Instant, leg: Leg) {
+        let now = self.clamp(now);
+        match leg {
+            Leg::Phone => {
+                self.phone_closed = true;
+                self.phone.end();
+                self.end(now, EndReason::PhoneSocketClosed);
+            }
+            Leg::Model => {
+                if self.model_conn == ModelConn::Closed {
+                    return;
+                }
+                self.model_conn = ModelConn::Closed;
+                self.model_ready = false;
+                if self.ended.is_none() && self.hangup.is_none() {
+                    self.end(now, EndReason::ModelDisconnected);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The answer to [`Output::Http`] `id`.
+    pub fn handle_http_response(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        response: Result<HttpResponse, TransportFailure>,
+    ) {
+        let now = self.clamp(now);
+        let Some(Hangup {
+            reason,
+            stage: HangupStage::Requesting(pending),
+        }) = self.hangup.clone()
+        else {
+            return;
+        };
+        if pending != id {
+            return;
+        }
+        if let Ok(r) = &response
+            && !(200..300).contains(&r.status)
+            && r.status != 404
+        {
+            tracing::debug!(status = r.status, "SignalWire hang-up refused");
+        }
+        self.timers.stop(Timer::HttpRequest);
+        self.end(now, reason);
+        self.pump(now);
+    }
+
+    /// The application's result for [`Output::ToolCall`] `id`.
+    pub fn handle_tool_result(&mut self, now: Instant, id: &ToolCallId, result: ToolResult) {
+        let now = self.clamp(now);
+        if self.ended.is_some() {
+            return;
+        }
+        match self.tools.finish(now, id) {
+            Some(done) => {
+                self.model.send_tool_output(&id.0, &result.output);
+                self.push_event(Event::ToolCallCompleted {
+                    id: id.0.clone(),
+                    name: done.name,
+                    output: result.output,
+                    latency: done.latency,
+                    timed_out: false,
+                });
+                if result.action == ToolAction::HangUp {
+                    self.begin_hangup(now, EndReason::AssistantHungUp);
+                }
+            }
+            None => self.push_event(Event::ToolResultIgnored { id: id.0.clone() }),
+        }
+        self.pump(now);
+    }
+
+    /// Wakes the call at or after [`Call::poll_timeout`]; earlier calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        if self.ended.is_some() {
+            return;
+        }
+        if self.timers.expire(Timer::StreamStart, now) {
+            self.end(now, EndReason::StreamNeverStarted);
+        }
+        if self.timers.expire(Timer::ModelConnect, now) && !self.model_ready {
+            self.end(now, EndReason::ModelConnectTimeout);
+        }
+        if self.timers.expire(Timer::ToolDeadline, now) {
+            for done in self.tools.expire(now) {
+                let output = r#"{"error":"the tool did not answer in time"}"#.to_owned();
+                self.model.send_tool_output(&done.id.0, &output);
+                self.push_event(Event::ToolCallCompleted {
+                    id: done.id.0,
+                    name: done.name,
+                    output,
+                    latency: done.latency,
+                    timed_out: true,
+                });
+            }
+        }
+        if self.timers.expire(Timer::DtmfFlush, now) {
+            self.flush_dtmf();
+        }
+        if self.timers.expire(Timer::HangupDrain, now)
+            && let Some(Hangup {
+                stage: HangupStage::Draining,
+                ..
+            }) = &self.hangup
+        {
+            self.execute_hangup(now);
+        }
+        if self.timers.expire(Timer::HttpRequest, now)
+            && let Some(hangup) = self.hangup.clone()
+        {
+            self.end(now, hangup.reason);
+        }
+        self.pump(now);
+    }
+
+    /// Ends the call now: hangs up through SignalWire's REST API when configured, else closes
+    /// the media stream.
+    pub fn hang_up(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        if self.ended.is_some() {
+            return;
+        }
+        self.model.stop_responding();
+        self.hangup = Some(Hangup {
+            reason: EndReason::HangUpRequested,
+            stage: HangupStage::Draining,
+        });
+        self.execute_hangup(now);
+        self.pump(now);
+    }
+
+    /// The next thing for the runtime to do; drain it to `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`Call::handle_timeout`]; `None` when nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next().map(|(at, _)| at)
+    }
+
+    /// The next deadline and its reason, for logs.
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
+        self.timers.next()
+    }
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        // Time never runs backwards inside the core.
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    fn on_phone_event(&mut self, now: Instant, event: PhoneEvent) {
+        match event {
+            PhoneEvent::Started(start, codec) => {
+                self.timers.stop(Timer::StreamStart);
+                self.context = CallContext {
+                    call_sid: start.call_sid.clone(),
+                    stream_sid: Some(start.stream_sid.clone()),
+                    custom_parameters: start.custom_parameters.clone().into_iter().collect(),
+                };
+                self.push_event(Event::StreamStarted {
+                    stream_sid: start.stream_sid,
+                    call_sid: start.call_sid,
+                    codec,
+                });
+                let audio = self.model.choose_audio(codec);
+                match MediaPath::new(codec, self.config.l16_byte_order, audio) {
+                    Ok(path) => {
+                        self.media = Some(path);
+                        let request = self.model.connect(audio);
+                        self.model_conn = ModelConn::Connecting;
+                        self.outputs.push_back(Output::Connect(request));
+                        self.timers.set(
+                            Timer::ModelConnect,
+                            now + self.config.limits.model_connect_timeout,
+                        );
+                    }
+                    Err(_) => {
+                        self.end(now, EndReason::UnsupportedMediaFormat(format!("{codec:?}")))
+                    }
+                }
+            }
+            PhoneEvent::UnsupportedStart(why) => {
+                self.timers.stop(Timer::StreamStart);
+                self.end(now, EndReason::UnsupportedMediaFormat(why));
+            }
+            PhoneEvent::Audio(payload) => self.caller_audio(&payload),
+            PhoneEvent::Dtmf(digit) => self.caller_dtmf(now, digit),
+            PhoneEvent::Stopped => {
+                self.phone.end();
+                self.end(now, EndReason::CallerStopped);
+            }
+            PhoneEvent::Bad(kind) => self.bad_input(Leg::Phone, kind),
+            PhoneEvent::Nothing => {}
+        }
+    }
+
+    fn caller_audio(&mut self, payload: &[u8]) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        self.scratch.clear();
+        if media.convert_to_model(payload, &mut self.scratch).is_err() {
+            self.bad_input(Leg::Phone, BadInputKind::OddLength);
+            return;
+        }
+        if self.scratch.is_empty() {
+            return;
+        }
+        if self.model_ready {
+            self.model.send_audio(&self.scratch);
+            self.stats.frames_to_model += 1;
+            return;
+        }
+        // Hold caller audio until the session is configured; keep the newest.
+        let cap = self.config.limits.held_audio.as_millis() as usize * media.model().bytes_per_ms();
+        self.held_bytes += self.scratch.len();
+        self.held_audio.push_back(self.scratch.clone());
+        let mut overflowed = false;
+        while self.held_bytes > cap {
+            let Some(old) = self.held_audio.pop_front() else {
+                break;
+            };
+            self.held_bytes -= old.len();
+            self.stats.held_audio_dropped_bytes += old.len() as u64;
+            overflowed = true;
+        }
+        if overflowed && !self.held_overflowing {
+            self.push_event(Event::Overloaded {
+                queue: "held_caller_audio",
+            });
+        }
+        self.held_overflowing = overflowed;
+    }
+
+    fn caller_dtmf(&mut self, now: Instant, digit: char) {
+        self.push_event(Event::CallerDtmf { digit });
+        if self.dtmf_digits.len() < self.config.limits.max_dtmf_digits {
+            self.dtmf_digits.push(digit);
+        }
+        if digit == '#' || self.dtmf_digits.len() >= self.config.limits.max_dtmf_digits {
+            self.timers.stop(Timer::DtmfFlush);
+            self.flush_dtmf();
+        } else {
+            self.timers
+                .set(Timer::DtmfFlush, now + self.config.limits.dtmf_pause);
+        }
+    }
+
+    fn flush_dtmf(&mut self) {
+        if self.dtmf_digits.is_empty() || !self.model_ready {
+            return;
+        }
+        let text = format!(
+            "[The caller pressed these keys on the phone keypad: {}]",
+            self.dtmf_digits
+        );
+        self.dtmf_digits.clear();
+        self.model.send_user_text(&text);
+    }
+
+    /// Runs sub-machine output until nothing is left, translating it into `Output`s.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.model.poll_event() {
+                progressed = true;
+                if self.ended.is_none() {
+                    self.on_model_event(now, event);
+                }
+            }
+            while let Some(text) = self.model.poll_transmit() {
+                progressed = true;
+                if self.ended.is_none() && self.model_conn == ModelConn::Open {
+                    self.outputs.push_back(Output::Send {
+                        leg: Leg::Model,
+                        text,
+                    });
+                }
+            }
+            while let Some(text) = self.phone.poll_transmit() {
+                progressed = true;
+                if !self.phone_closed {
+                    self.outputs.push_back(Output::Send {
+                        leg: Leg::Phone,
+                        text,
+                    });
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        match self.tools.next_deadline() {
+            Some(at) if self.ended.is_none() => self.timers.set(Timer::ToolDeadline, at),
+            Some(_) | None => self.timers.stop(Timer::ToolDeadline),
+        }
+        self.check_hangup(now);
+    }
+
+    fn on_model_event(&mut self, now: Instant, event: ModelEvent) {
+        match event {
+            ModelEvent::Ready => {
+                self.model_ready = true;
+                self.timers.stop(Timer::ModelConnect);
+                self.push_event(Event::ModelReady {
+                    transport: self.model.transport_name(),
+                });
+                while let Some(audio) = self.held_audio.pop_front() {
+                    self.model.send_audio(&audio);
+                    self.stats.frames_to_model += 1;
+                }
+                self.held_bytes = 0;
+                if self.config.openai.greet_first {
+                    self.model.request_response();
+                }
+                self.flush_dtmf();
+            }
+            ModelEvent::Audio { item_id, audio } => self.model_audio(&item_id, &audio),
+            ModelEvent::AudioDone { .. } => self.phone.finish_item(),
+            ModelEvent::CallerSpeechStarted => self.barge_in(),
+            ModelEvent::ToolCall {
+                call_id,
+                name,
+                arguments,
+            } => self.tool_call(now, call_id, name, &arguments),
+            ModelEvent::Transcript { role, text } => {
+                self.push_event(Event::Transcript { role, text })
+            }
+            ModelEvent::Usage {
+                input_tokens,
+                output_tokens,
+            } => self.push_event(Event::Usage {
+                input_tokens,
+                output_tokens,
+            }),
+            ModelEvent::Error {
+                code,
+                message,
+                fatal,
+            } => {
+                self.push_event(Event::ModelError {
+                    code: code.clone(),
+                    message,
+                    fatal,
+                });
+                if fatal {
+                    self.end(
+                        now,
+                        EndReason::ModelFatalError(code.unwrap_or_else(|| "unknown".to_owned())),
+                    );
+                }
+            }
+            ModelEvent::BadMessage { unknown_type } => self.bad_input(
+                Leg::Model,
+                if unknown_type {
+                    BadInputKind::UnknownEvent
+                } else {
+                    BadInputKind::Malformed
+                },
+            ),
+        }
+    }
+
+    fn model_audio(&mut self, item_id: &str, audio: &[u8]) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        self.scratch.clear();
+        if media.convert_to_phone(audio, &mut self.scratch).is_err() {
+            self.bad_input(Leg::Model, BadInputKind::OddLength);
+            return;
+        }
+        let sent = self.phone.play(item_id, &self.scratch);
+        self.stats.ms_to_caller += u64::from(sent);
+        if sent > 0 && !self.first_audio_sent {
+            self.first_audio_sent = true;
+            self.push_event(Event::FirstAudioToCaller);
+        }
+    }
+
+    fn barge_in(&mut self) {
+        if let Some(playing) = self.phone.playing_item().cloned() {
+            let _ = self.phone.clear();
+            if let Some(media) = self.media.as_mut() {
+                media.reset_to_phone();
+            }
+            self.model
+                .interrupted(Some((&playing.item, playing.heard_ms)));
+            self.stats.barge_ins += 1;
+            self.push_event(Event::BargeIn {
+                item_id: Some(playing.item),
+                heard_ms: playing.heard_ms,
+            });
+        } else if !self.model.is_idle() {
+            self.model.interrupted(None);
+        }
+    }
+
+    fn tool_call(&mut self, now: Instant, call_id: String, name: String, arguments: &str) {
+        let id = ToolCallId(call_id);
+        if self.tools.knows(&id) {
+            return;
+        }
+        self.stats.tool_calls += 1;
+        let parsed = if arguments.trim().is_empty() {
+            Ok(serde_json::Value::Object(serde_json::Map::new()))
+        } else {
+            serde_json::from_str::<serde_json::Value>(arguments).map_err(|_| ())
+        };
+        self.push_event(Event::ToolCallStarted {
+            id: id.0.clone(),
+            name: name.clone(),
+            arguments: parsed.clone().unwrap_or(serde_json::Value::Null),
+        });
+        let arguments = match parsed {
+            Ok(value) if value.is_object() => value,
+            Ok(_) | Err(()) => {
+                return self.answer_now(
+                    id,
+                    name,
+                    r#"{"error":"the arguments are not a JSON object"}"#.to_owned(),
+                );
+            }
+        };
+        if self.config.builtins.end_call && name == builtins::END_CALL {
+            self.answer_now(id, name, r#"{"status":"ending the call"}"#.to_owned());
+            self.begin_hangup(now, EndReason::AssistantHungUp);
+            return;
+        }
+        if self.config.builtins.send_dtmf && name == builtins::SEND_DTMF {
+            let output = match builtins::dtmf_digits(&arguments) {
+                Some(digits) => {
+                    for digit in digits.chars() {
+                        self.phone.send_dtmf(digit);
+                    }
+                    self.push_event(Event::DtmfSent {
+                        digits: digits.clone(),
+                    });
+                    format!(r#"{{"status":"sent","digits":"{digits}"}}"#)
+                }
+                None => r#"{"error":"digits must be 1-32 of 0-9, *, #, A-D"}"#.to_owned(),
+            };
+            return self.answer_now(id, name, output);
+        }
+        let Some(spec) = self.config.tools.iter().find(|t| t.name == name) else {
+            return self.answer_now(id, name, r#"{"error":"no such tool"}"#.to_owned());
+        };
+        if self.tools.running() >= self.config.limits.max_running_tools {
+            return self.answer_now(id, name, r#"{"error":"too many tools running"}"#.to_owned());
+        }
+        let timeout = if spec.timeout.is_zero() {
+            self.config.limits.default_tool_timeout
+        } else {
+            spec.timeout
+        };
+        self.tools.start(now, id.clone(), &name, timeout);
+        self.outputs.push_back(Output::ToolCall(ToolCall {
+            id,
+            name,
+            arguments,
+            context: self.context.clone(),
+            deadline: timeout,
+        }));
+    }
+
+    /// Answers a call the core resolves itself (built-ins and refusals).
+    fn answer_now(&mut self, id: ToolCallId, name: String, output: String) {
+        let now = self.last_now;
+        self.tools.start(now, id.clone(), &name, Duration::ZERO);
+        let _ = self.tools.finish(now, &id);
+        self.model.send_tool_output(&id.0, &output);
+        self.push_event(Event::ToolCallCompleted {
+            id: id.0,
+            name,
+            output,
+            latency: Duration::ZERO,
+            timed_out: false,
+        });
+    }
+
+    fn begin_hangup(&mut self, now: Instant, reason: EndReason) {
+        if self.hangup.is_some() || self.ended.is_some() {
+            return;
+        }
+        self.model.stop_responding();
+        self.hangup = Some(Hangup {
+            reason,
+            stage: HangupStage::Draining,
+        });
+        self.timers
+            .set(Timer::HangupDrain, now + self.config.limits.hangup_drain);
+    }
+
+    fn check_hangup(&mut self, now: Instant) {
+        let draining = matches!(
+            self.hangup,
+            Some(Hangup {
+                stage: HangupStage::Draining,
+                ..
+            })
+        );
+        let model_done = self.model.is_idle() || self.model_conn != ModelConn::Open;
+        if draining && self.ended.is_none() && model_done && !self.phone.is_playing() {
+            self.execute_hangup(now);
+        }
+    }
+
+    fn execute_hangup(&mut self, now: Instant) {
+        let Some(hangup) = self.hangup.clone() else {
+            return;
+        };
+        self.timers.stop(Timer::HangupDrain);
+        let request = match (&self.config.signalwire, &self.context.call_sid) {
+            (Some(rest), Some(call_sid)) if !self.phone_closed => Some(HttpRequest {
+                method: "POST",
+                url: format!(
+                    "{}/api/laml/2010-04-01/Accounts/{}/Calls/{}.json",
+                    rest.space_url.trim_end_matches('/'),
+                    rest.project_id,
+                    call_sid
+                ),
+                headers: vec![
+                    (
+                        "Authorization".to_owned(),
+                        format!("Basic {}", basic_auth(&rest.project_id, &rest.api_token)),
+                    ),
+                    (
+                        "Content-Type".to_owned(),
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                ],
+                body: b"Status=completed".to_vec(),
+                timeout: self.config.limits.http_timeout,
+            }),
+            (Some(_) | None, Some(_) | None) => None,
+        };
+        match request {
+            Some(request) => {
+                self.next_request += 1;
+                let id = RequestId(self.next_request);
+                self.outputs.push_back(Output::Http { id, request });
+                self.push_event(Event::HangupRequested);
+                self.timers
+                    .set(Timer::HttpRequest, now + self.config.limits.http_timeout);
+                self.hangup = Some(Hangup {
+                    reason: hangup.reason,
+                    stage: HangupStage::Requesting(id),
+                });
+            }
+            None => self.end(now, hangup.reason),
+        }
+    }
+
+    fn end(&mut self, now: Instant, reason: EndReason) {
+        if self.ended.is_some() {
+            return;
+        }
+        // Calls still running will never reach the model: the session is closing.
+        let _ = self.tools.abandon_all(now);
+        self.timers = TimerTable::default();
+        self.phone.end();
+        if !self.phone_closed {
+            self.phone_closed = true;
+            self.outputs.push_back(Output::Close { leg: Leg::Phone });
+        }
+        if matches!(self.model_conn, ModelConn::Connecting | ModelConn::Open) {
+            self.model_conn = ModelConn::Closed;
+            self.outputs.push_back(Output::Close { leg: Leg::Model });
+        }
+        self.model_ready = false;
+        self.ended = Some(reason.clone());
+        self.push_event(Event::CallEnded { reason });
+    }
+
+    fn bad_input(&mut self, leg: Leg, kind: BadInputKind) {
+        match leg {
+            Leg::Phone => self.stats.bad_phone_messages += 1,
+            Leg::Model => self.stats.bad_model_messages += 1,
+        }
+        tracing::debug!(?leg, ?kind, "dropped a bad message");
+        self.push_event(Event::BadInput { leg, kind });
+    }
+
+    fn push_event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+}
+
+fn validate(config: &CallConfig) -> Result<(), ConfigError> {
+    let openai = &config.openai;
+    if openai.api_key.trim().is_empty() {
+        return Err(ConfigError::MissingApiKey);
+    }
+    if !(openai.base_url.starts_with("https://") || openai.base_url.starts_with("http://")) {
+        return Err(ConfigError::BadBaseUrl(openai.base_url.clone()));
+    }
+    if openai.model.trim().is_empty() {
+        return Err(ConfigError::EmptyModel);
+    }
+    let mut names: Vec<&str> = builtins::specs(config.builtins)
+        .iter()
+        .map(|s| match s.name.as_str() {
+            builtins::END_CALL => builtins::END_CALL,
+            _ => builtins::SEND_DTMF,
+        })
+        .collect();
+    for tool in &config.tools {
+        let valid = !tool.name.is_empty()
+            && tool.name.len() <= 64
+            && tool
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(ConfigError::BadToolName(tool.name.clone()));
+        }
+        if names.contains(&tool.name.as_str()) {
+            return Err(ConfigError::DuplicateTool(tool.name.clone()));
+        }
+        names.push(&tool.name);
+    }
+    Ok(())
+}
+
+fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}

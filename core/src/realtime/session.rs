@@ -1,0 +1,517 @@
+//! The Realtime GA session over WebSocket: configuration, the response sequencer, barge-in.
+//!
+//! Rules it keeps (reference: OpenAI Realtime GA):
+//! - `response.create` is never sent while a response is active; requests are queued and
+//!   coalesced, and `conversation_already_has_active_response` just re-queues ours.
+//! - Tool calls of a response get one `response.create` after every output is in and the
+//!   response is done.
+//! - After a barge-in the cut item is truncated at what the caller heard and the rest of its
+//!   response's audio is dropped.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Instant;
+
+use crate::audio::PhoneCodec;
+use crate::config::{CallConfig, ToolSpec, TurnDetection};
+use crate::media_path::ModelAudio;
+use crate::model::ModelEvent;
+use crate::output::{ConnectRequest, Role};
+use crate::realtime::events::{
+    self, EventError, OutputItem, RealtimeAudioFormat, ServerEvent, SessionSettings,
+};
+use crate::tools::builtins;
+
+/// Recently cut responses whose late audio is dropped.
+const REMEMBERED_CUT_RESPONSES: usize = 16;
+/// Recent items whose received audio length is kept, for truncation.
+const REMEMBERED_ITEMS: usize = 16;
+/// Tool call ids remembered to drop duplicates.
+const REMEMBERED_CALL_IDS: usize = 256;
+
+/// Error codes after which the session cannot go on.
+const FATAL_CODES: [&str; 6] = [
+    "invalid_api_key",
+    "insufficient_quota",
+    "account_deactivated",
+    "billing_hard_limit_reached",
+    "session_expired",
+    "beta_api_shape_disabled",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Connecting,
+    Configuring,
+    Ready,
+}
+
+/// The response the server is producing (or that our `response.create` will start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Active {
+    response_id: Option<String>,
+    create_event: Option<String>,
+}
+
+/// A Realtime session over WebSocket.
+#[derive(Debug)]
+pub(crate) struct RealtimeSession {
+    api_key: String,
+    base_url: String,
+    model: String,
+    voice: String,
+    instructions: String,
+    turn_detection: TurnDetection,
+    transcription_model: Option<String>,
+    tools: Vec<ToolSpec>,
+    format: RealtimeAudioFormat,
+    audio: ModelAudio,
+    state: State,
+    next_event: u64,
+    outbox: VecDeque<String>,
+    events: VecDeque<ModelEvent>,
+    active: Option<Active>,
+    create_pending: bool,
+    responding: bool,
+    /// Tool calls handed out and not yet answered.
+    awaiting_outputs: BTreeSet<String>,
+    /// A response is owed once every awaited output is in.
+    respond_after_tools: bool,
+    seen_calls: VecDeque<String>,
+    cut_responses: VecDeque<String>,
+    /// (item, response, bytes received) of recent assistant audio items.
+    items: VecDeque<(String, String, usize)>,
+}
+
+impl RealtimeSession {
+    pub(crate) fn new(config: &CallConfig) -> Self {
+        let mut tools = config.tools.clone();
+        tools.extend(builtins::specs(config.builtins));
+        RealtimeSession {
+            api_key: config.openai.api_key.clone(),
+            base_url: config.openai.base_url.clone(),
+            model: config.openai.model.clone(),
+            voice: config.openai.voice.clone(),
+            instructions: config.openai.instructions.clone(),
+            turn_detection: config.openai.turn_detection.clone(),
+            transcription_model: config.openai.transcription_model.clone(),
+            tools,
+            format: RealtimeAudioFormat::Pcmu,
+            audio: ModelAudio::Pcmu,
+            state: State::Idle,
+            next_event: 0,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            active: None,
+            create_pending: false,
+            responding: true,
+            awaiting_outputs: BTreeSet::new(),
+            respond_after_tools: false,
+            seen_calls: VecDeque::new(),
+            cut_responses: VecDeque::new(),
+            items: VecDeque::new(),
+        }
+    }
+
+    /// μ-law and A-law pass straight through; L16 goes as 24 kHz PCM, OpenAI's only PCM rate.
+    pub(crate) fn choose_audio(phone: PhoneCodec) -> ModelAudio {
+        match phone {
+            PhoneCodec::Pcmu => ModelAudio::Pcmu,
+            PhoneCodec::Pcma => ModelAudio::Pcma,
+            PhoneCodec::L16 { .. } => ModelAudio::Pcm { rate_hz: 24_000 },
+        }
+    }
+
+    pub(crate) fn connect(&mut self, audio: ModelAudio) -> ConnectRequest {
+        self.audio = audio;
+        self.format = match audio {
+            ModelAudio::Pcmu => RealtimeAudioFormat::Pcmu,
+            ModelAudio::Pcma => RealtimeAudioFormat::Pcma,
+            ModelAudio::Pcm { .. } => RealtimeAudioFormat::Pcm24k,
+        };
+        self.state = State::Connecting;
+        ConnectRequest {
+            url: format!(
+                "{}/realtime?model={}",
+                ws_base(&self.base_url),
+                percent_encode(&self.model)
+            ),
+            headers: vec![(
+                "Authorization".to_owned(),
+                format!("Bearer {}", self.api_key),
+            )],
+        }
+    }
+
+    /// The socket is open: configure the session (GA lets us send before `session.created`).
+    pub(crate) fn handle_opened(&mut self, _now: Instant) {
+        if self.state != State::Connecting {
+            return;
+        }
+        self.state = State::Configuring;
+        let id = self.event_id();
+        let settings = SessionSettings {
+            model: &self.model,
+            instructions: &self.instructions,
+            voice: &self.voice,
+            input_format: self.format,
+            output_format: self.format,
+            turn_detection: &self.turn_detection,
+            transcription_model: self.transcription_model.as_deref(),
+            tools: &self.tools,
+        };
+        self.outbox
+            .push_back(events::session_update(&id, &settings));
+    }
+
+    pub(crate) fn handle_text(&mut self, _now: Instant, text: &str) {
+        match events::parse_server_event(text) {
+            Ok(event) => self.handle_event(event),
+            Err(EventError::UnknownType(_)) => self
+                .events
+                .push_back(ModelEvent::BadMessage { unknown_type: true }),
+            Err(EventError::Malformed(_) | EventError::BadBase64) => {
+                self.events.push_back(ModelEvent::BadMessage {
+                    unknown_type: false,
+                })
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::SessionUpdated => {
+                if self.state == State::Configuring {
+                    self.state = State::Ready;
+                    self.events.push_back(ModelEvent::Ready);
+                    self.flush_response();
+                }
+            }
+            ServerEvent::SpeechStarted { .. } => {
+                self.events.push_back(ModelEvent::CallerSpeechStarted)
+            }
+            ServerEvent::InputTranscript { transcript, .. } => {
+                self.transcript(Role::Caller, transcript)
+            }
+            ServerEvent::ResponseCreated { response_id } => {
+                let create_event = self.active.take().and_then(|a| a.create_event);
+                self.active = Some(Active {
+                    response_id: Some(response_id),
+                    create_event,
+                });
+            }
+            ServerEvent::AudioDelta {
+                response_id,
+                item_id,
+                audio,
+            } => {
+                if self.cut_responses.contains(&response_id) {
+                    return;
+                }
+                self.count_item_audio(&item_id, &response_id, audio.len());
+                self.events.push_back(ModelEvent::Audio { item_id, audio });
+            }
+            ServerEvent::AudioDone {
+                response_id,
+                item_id,
+            } => {
+                if !self.cut_responses.contains(&response_id) {
+                    self.events.push_back(ModelEvent::AudioDone { item_id });
+                }
+            }
+            ServerEvent::AudioTranscriptDone {
+                response_id,
+                transcript,
+                ..
+            } => {
+                if !self.cut_responses.contains(&response_id) {
+                    self.transcript(Role::Assistant, transcript);
+                }
+            }
+            ServerEvent::OutputItemDone { item, .. } => self.output_item(item),
+            ServerEvent::ResponseDone {
+                status,
+                error_code,
+                usage,
+                ..
+            } => {
+                self.active = None;
+                if let Some(usage) = usage {
+                    self.events.push_back(ModelEvent::Usage {
+                        input_tokens: usage.input_tokens,
+                        output_tokens: usage.output_tokens,
+                    });
+                }
+                if status == "failed" {
+                    let fatal = error_code.as_deref().is_some_and(is_fatal);
+                    self.events.push_back(ModelEvent::Error {
+                        message: format!(
+                            "response failed ({})",
+                            error_code.as_deref().unwrap_or("no code")
+                        ),
+                        code: error_code,
+                        fatal,
+                    });
+                }
+                self.maybe_respond_after_tools();
+                self.flush_response();
+            }
+            ServerEvent::Error {
+                code,
+                message,
+                event_id,
+                ..
+            } => self.error(code, message, event_id),
+            ServerEvent::SessionCreated
+            | ServerEvent::SpeechStopped { .. }
+            | ServerEvent::Truncated { .. }
+            | ServerEvent::OutputAudioStarted { .. }
+            | ServerEvent::OutputAudioStopped { .. }
+            | ServerEvent::OutputAudioCleared { .. }
+            | ServerEvent::Ignored(_) => {}
+        }
+    }
+
+    fn output_item(&mut self, item: OutputItem) {
+        let OutputItem::FunctionCall {
+            call_id,
+            name,
+            arguments,
+            status,
+            ..
+        } = item
+        else {
+            return;
+        };
+        // Only a completed call has its whole arguments; an incomplete one was cut off.
+        if status != "completed" || self.seen_calls.contains(&call_id) {
+            return;
+        }
+        if self.seen_calls.len() >= REMEMBERED_CALL_IDS {
+            self.seen_calls.pop_front();
+        }
+        self.seen_calls.push_back(call_id.clone());
+        self.awaiting_outputs.insert(call_id.clone());
+        self.respond_after_tools = true;
+        self.events.push_back(ModelEvent::ToolCall {
+            call_id,
+            name,
+            arguments,
+        });
+    }
+
+    fn error(&mut self, code: Option<String>, message: String, event_id: Option<String>) {
+        match code.as_deref() {
+            Some("conversation_already_has_active_response") => {
+                // Ours was refused because the server started one on its own: wait for it.
+                let ours = self.active.as_ref().and_then(|a| a.create_event.as_deref());
+                if ours.is_some() && ours == event_id.as_deref() {
+                    self.create_pending = self.responding;
+                    let response_id = self.active.take().and_then(|a| a.response_id);
+                    self.active = Some(Active {
+                        response_id,
+                        create_event: None,
+                    });
+                }
+            }
+            Some("response_cancel_not_active") => {}
+            Some(_) | None => {}
+        }
+        let fatal = code.as_deref().is_some_and(is_fatal);
+        self.events.push_back(ModelEvent::Error {
+            code,
+            message,
+            fatal,
+        });
+    }
+
+    fn transcript(&mut self, role: Role, text: String) {
+        if !text.is_empty() {
+            self.events.push_back(ModelEvent::Transcript { role, text });
+        }
+    }
+
+    fn count_item_audio(&mut self, item_id: &str, response_id: &str, bytes: usize) {
+        if let Some(entry) = self.items.iter_mut().find(|(i, _, _)| i == item_id) {
+            entry.2 += bytes;
+            return;
+        }
+        if self.items.len() >= REMEMBERED_ITEMS {
+            self.items.pop_front();
+        }
+        self.items
+            .push_back((item_id.to_owned(), response_id.to_owned(), bytes));
+    }
+
+    pub(crate) fn send_audio(&mut self, audio: &[u8]) {
+        if self.state == State::Ready {
+            self.outbox.push_back(events::input_audio_append(audio));
+        }
+    }
+
+    pub(crate) fn send_user_text(&mut self, text: &str) {
+        if self.state != State::Ready {
+            return;
+        }
+        let id = self.event_id();
+        self.outbox.push_back(events::user_text_item(&id, text));
+        self.request_response();
+    }
+
+    pub(crate) fn request_response(&mut self) {
+        if self.responding {
+            self.create_pending = true;
+            self.flush_response();
+        }
+    }
+
+    pub(crate) fn send_tool_output(&mut self, call_id: &str, output: &str) {
+        self.awaiting_outputs.remove(call_id);
+        if self.state == State::Ready {
+            let id = self.event_id();
+            self.outbox
+                .push_back(events::function_call_output(&id, call_id, output));
+        }
+        self.maybe_respond_after_tools();
+    }
+
+    fn maybe_respond_after_tools(&mut self) {
+        if self.respond_after_tools && self.awaiting_outputs.is_empty() && self.active.is_none() {
+            self.respond_after_tools = false;
+            self.request_response();
+        }
+    }
+
+    fn flush_response(&mut self) {
+        if self.create_pending
+            && self.responding
+            && self.active.is_none()
+            && self.state == State::Ready
+        {
+            self.create_pending = false;
+            let id = self.event_id();
+            self.outbox.push_back(events::response_create(&id));
+            self.active = Some(Active {
+                response_id: None,
+                create_event: Some(id),
+            });
+        }
+    }
+
+    pub(crate) fn interrupted(&mut self, heard: Option<(&str, u32)>) {
+        if self.state != State::Ready {
+            return;
+        }
+        if let Some(active) = &self.active {
+            if let Some(response_id) = active.response_id.clone() {
+                self.cut(response_id);
+            }
+            // With `interrupt_response` the server cancels on its own VAD.
+            if !self.turn_detection.interrupt_response {
+                let id = self.event_id();
+                self.outbox.push_back(events::response_cancel(&id));
+            }
+        }
+        let Some((item_id, heard_ms)) = heard else {
+            return;
+        };
+        let Some((_, response_id, bytes)) =
+            self.items.iter().find(|(i, _, _)| i == item_id).cloned()
+        else {
+            return;
+        };
+        self.cut(response_id);
+        let received_ms = (bytes / self.audio.bytes_per_ms().max(1)) as u32;
+        if heard_ms < received_ms {
+            let id = self.event_id();
+            self.outbox
+                .push_back(events::item_truncate(&id, item_id, heard_ms));
+        }
+    }
+
+    fn cut(&mut self, response_id: String) {
+        if self.cut_responses.contains(&response_id) {
+            return;
+        }
+        if self.cut_responses.len() >= REMEMBERED_CUT_RESPONSES {
+            self.cut_responses.pop_front();
+        }
+        self.cut_responses.push_back(response_id);
+    }
+
+    pub(crate) fn stop_responding(&mut self) {
+        self.responding = false;
+        self.create_pending = false;
+        self.respond_after_tools = false;
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        self.active.is_none() && !self.create_pending
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<String> {
+        self.outbox.pop_front()
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<ModelEvent> {
+        self.events.pop_front()
+    }
+
+    fn event_id(&mut self) -> String {
+        self.next_event += 1;
+        format!("bb_evt_{}", self.next_event)
+    }
+}
+
+fn is_fatal(code: &str) -> bool {
+    FATAL_CODES.contains(&code)
+}
+
+/// `https://host/v1` -> `wss://host/v1`; `http` -> `ws`.
+pub(crate) fn ws_base(base_url: &str) -> String {
+    let trimmed = base_url.trim_end_matches('/');
+    if let Some(rest) = trimmed.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = trimmed.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_url_is_ga_with_the_model_and_a_bearer_key() {
+        let mut config = CallConfig::new("sk-test");
+        config.openai.base_url = "http://127.0.0.1:9000/v1/".to_owned();
+        let mut session = RealtimeSession::new(&config);
+        let request = session.connect(ModelAudio::Pcmu);
+        assert_eq!(
+            request.url,
+            "ws://127.0.0.1:9000/v1/realtime?model=gpt-realtime-2.1"
+        );
+        assert_eq!(
+            request.headers,
+            vec![("Authorization".to_owned(), "Bearer sk-test".to_owned())]
+        );
+        assert_eq!(
+            ws_base("https://api.openai.com/v1"),
+            "wss://api.openai.com/v1"
+        );
+    }
+}
