@@ -71,6 +71,8 @@ pub mod audio;
 mod call;
 mod config;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod media_path;
 pub mod media_stream;
 mod model;

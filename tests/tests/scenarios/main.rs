@@ -13,6 +13,8 @@ mod determinism_same_seed;
 mod end_call_tool_hangs_up_after_goodbye;
 #[path = "greeting-then-reply.rs"]
 mod greeting_then_reply;
+#[path = "hour-long-call-hits-session-limit.rs"]
+mod hour_long_call_hits_session_limit;
 #[path = "l16-16k-resampled.rs"]
 mod l16_16k_resampled;
 #[path = "l16-24k-passthrough.rs"]
@@ -21,6 +23,8 @@ mod l16_24k_passthrough;
 mod malformed_signalwire_messages;
 #[path = "random-interleavings.rs"]
 mod random_interleavings;
+#[path = "send-dtmf-tool-plays-digits.rs"]
+mod send_dtmf_tool_plays_digits;
 #[path = "socket-closes-without-stop.rs"]
 mod socket_closes_without_stop;
 #[path = "stale-mark-echoes-after-clear-ignored.rs"]

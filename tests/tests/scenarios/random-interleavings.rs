@@ -101,24 +101,37 @@ proptest! {
     #[test]
     fn random_interleavings_keep_the_invariants(config in random_call()) {
         let seed = config.seed;
+        let timeouts = (config.call.tools[0].timeout, config.call.tools[1].timeout);
+        let timeouts = (timeouts.0.as_millis() as u64, timeouts.1.as_millis() as u64);
+        let latencies = (config.phone_latency, config.model_latency);
         let mut sim = Sim::new(config);
         sim.run_to_end(secs(60));
         prop_assert!(sim.ended_at().is_some(), "seed {seed}: the call never ended");
         prop_assert!(sim.caller().violations.is_empty(), "seed {seed}: {:?}", sim.caller().violations);
         prop_assert_eq!(sim.caller().received_after_close, 0);
-        // Every tool call that was handed out while the call was up got its output.
+        // Every tool call got its output before its deadline passed (or the call ended first),
+        // and every output reached the model unless the call ended while it was on the wire.
         let ended = sim.ended_at().unwrap();
-        let started: Vec<String> = sim
-            .all(|e| matches!(e, Event::ToolCallStarted { .. }))
-            .into_iter()
-            .filter_map(|(_, e)| match e { Event::ToolCallStarted { id, .. } => Some(id.clone()), _ => None })
-            .collect();
-        for id in started {
-            let completed = sim.first(|e| matches!(e, Event::ToolCallCompleted { id: done, .. } if *done == id));
-            prop_assert!(
-                completed.is_some_and(|(t, _)| t <= ended) || completed.is_none(),
-                "seed {seed}: tool call {id} completed after the end"
-            );
+        let deadlines = [("alpha", ms(timeouts.0)), ("beta", ms(timeouts.1))];
+        for (started_at, event) in sim.all(|e| matches!(e, Event::ToolCallStarted { .. })) {
+            let Event::ToolCallStarted { id, name, .. } = event else { unreachable!() };
+            let deadline = deadlines.iter().find(|(n, _)| n == name).map_or(ms(0), |(_, d)| *d);
+            let completed = sim.first(|e| matches!(e, Event::ToolCallCompleted { id: done, .. } if done == id));
+            match completed {
+                Some((at, _)) => {
+                    prop_assert!(at <= started_at + deadline, "seed {seed}: {id} answered late at {at:?}");
+                    if at + latencies.1 + ms(1) < ended {
+                        prop_assert!(
+                            sim.openai().function_outputs.iter().any(|(_, call, _)| call == id),
+                            "seed {seed}: the output of {id} never reached the model"
+                        );
+                    }
+                }
+                None => prop_assert!(
+                    ended <= started_at + deadline,
+                    "seed {seed}: {id} never got an output though the call went on"
+                ),
+            }
         }
         prop_assert!(sim.outputs_per_input_max() < 2_000);
     }
