@@ -214,6 +214,22 @@ impl Call {
         self.pump(now);
     }
 
+    /// A UDP datagram arrived on one of the call's local addresses.
+    pub fn handle_udp(
+        &mut self,
+        now: Instant,
+        source: std::net::SocketAddr,
+        destination: std::net::SocketAddr,
+        contents: &[u8],
+    ) {
+        let now = self.clamp(now);
+        if self.ended.is_some() {
+            return;
+        }
+        let _ = (source, destination, contents);
+        self.pump(now);
+    }
+
     /// The runtime opened the connection asked for by [`Output::Connect`].
     pub fn handle_ws_opened(&mut self, now: Instant, leg: Leg) {
         let now = self.clamp(now);

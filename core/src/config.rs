@@ -15,10 +15,59 @@ pub struct CallConfig {
     pub builtins: Builtins,
     /// SignalWire REST credentials; without them hang-up closes the media stream instead.
     pub signalwire: Option<SignalWireRest>,
+    /// Which transport carries the OpenAI leg.
+    pub transport: TransportChoice,
+    /// WebRTC settings (used unless the transport is WebSocket only).
+    pub webrtc: WebRtcConfig,
     /// Byte order of L16 audio on the phone leg.
     pub l16_byte_order: ByteOrder,
     /// Caps and deadlines.
     pub limits: Limits,
+}
+
+/// Which transport carries the OpenAI leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    /// WebRTC, falling back to WebSocket if it cannot be set up or fails mid-call.
+    #[default]
+    Auto,
+    /// WebRTC only.
+    WebRtc,
+    /// WebSocket only.
+    WebSocket,
+}
+
+impl TransportChoice {
+    /// The seed's `USE_WEBRTC`: `true` means [`TransportChoice::Auto`], `false` WebSocket.
+    pub fn from_use_webrtc(use_webrtc: bool) -> Self {
+        if use_webrtc {
+            TransportChoice::Auto
+        } else {
+            TransportChoice::WebSocket
+        }
+    }
+}
+
+/// WebRTC settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcConfig {
+    /// The call's local UDP addresses, offered as host candidates; datagrams for the call
+    /// arrive on them and [`crate::Transmit`]s leave from them. Without any, WebRTC is skipped.
+    pub local_addrs: Vec<std::net::SocketAddr>,
+    /// How long ICE, DTLS and the data channel may take before falling back.
+    pub connect_timeout: Duration,
+    /// How long the connection may go without any packet from OpenAI before it counts as lost.
+    pub liveness_timeout: Duration,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        WebRtcConfig {
+            local_addrs: Vec::new(),
+            connect_timeout: Duration::from_secs(3),
+            liveness_timeout: Duration::from_secs(3),
+        }
+    }
 }
 
 /// How to reach OpenAI and what to tell the model.
@@ -177,6 +226,8 @@ impl CallConfig {
             tools: Vec::new(),
             builtins: Builtins::default(),
             signalwire: None,
+            transport: TransportChoice::Auto,
+            webrtc: WebRtcConfig::default(),
             l16_byte_order: ByteOrder::Little,
             limits: Limits::default(),
         }

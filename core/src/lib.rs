@@ -82,6 +82,7 @@ pub mod realtime;
 pub mod sim;
 mod timer;
 mod tools;
+mod webrtc;
 
 pub use call::{Call, CallStats, WsMessage};
 pub use config::*;

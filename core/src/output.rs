@@ -48,8 +48,21 @@ pub enum Output {
     },
     /// Run an application tool; answer with `handle_tool_result` under the same id.
     ToolCall(ToolCall),
+    /// Send a UDP datagram (the WebRTC transport to OpenAI).
+    Transmit(Transmit),
     /// Something happened (for logs, metrics and the call record).
     Event(Event),
+}
+
+/// A UDP datagram for the runtime to send from one of the call's local addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local address to send from (one given in [`crate::WebRtcConfig::local_addrs`]).
+    pub source: std::net::SocketAddr,
+    /// Where to.
+    pub destination: std::net::SocketAddr,
+    /// The datagram.
+    pub contents: Vec<u8>,
 }
 
 /// Where and how to open the OpenAI WebSocket.
@@ -244,6 +257,15 @@ pub enum Event {
     ModelReady {
         /// Which backend and transport, e.g. `realtime/websocket`.
         transport: &'static str,
+    },
+    /// The model leg fell back from one transport to another.
+    Fallback {
+        /// The transport given up, e.g. `realtime/webrtc`.
+        from: &'static str,
+        /// The transport now used, e.g. `realtime/websocket`.
+        to: &'static str,
+        /// Why.
+        reason: String,
     },
     /// The first model audio of the call went to the caller.
     FirstAudioToCaller,

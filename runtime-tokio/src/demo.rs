@@ -142,6 +142,7 @@ fn describe(event: &Event) -> Option<String> {
         ),
         Event::CallerDtmf { digit } => format!("caller pressed {digit}"),
         Event::HangupRequested => "hang-up requested".to_owned(),
+        Event::Fallback { from, to, reason } => format!("fell back from {from} to {to}: {reason}"),
         Event::CallEnded { reason } => format!("call ended: {reason:?}"),
         _ => return None,
     })

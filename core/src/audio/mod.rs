@@ -2,6 +2,7 @@
 
 pub mod g711;
 pub mod l16;
+pub mod opus;
 pub mod resample;
 
 /// The audio encoding of the phone leg, taken from the media stream's `start.mediaFormat`.

@@ -506,6 +506,7 @@ impl Sim {
                 self.schedule(self.config.http_latency, Delivery::Http(id, Ok(response)));
             }
             Output::ToolCall(call) => self.tool_call(call),
+            Output::Transmit(_) => {}
             Output::Event(event) => {
                 if matches!(event, Event::CallEnded { .. }) {
                     self.ended_at = Some(at);

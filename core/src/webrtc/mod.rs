@@ -1,0 +1,3 @@
+//! The WebRTC transport to OpenAI: one `str0m::Rtc` per call, wrapped so no str0m type leaks.
+
+pub(crate) mod rtc;
