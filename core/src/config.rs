@@ -15,6 +15,11 @@ pub struct CallConfig {
     pub builtins: Builtins,
     /// SignalWire REST credentials; without them hang-up closes the media stream instead.
     pub signalwire: Option<SignalWireRest>,
+    /// The bridge's public base URL (`https://bridge.example.com`), for SignalWire to fetch
+    /// the transfer cXML from `{public_url}/transfer`.
+    pub public_url: Option<String>,
+    /// Instructions templates by called number (`To`), overriding `openai.instructions`.
+    pub instructions_by_number: std::collections::BTreeMap<String, String>,
     /// Which transport carries the OpenAI leg.
     pub transport: TransportChoice,
     /// WebRTC settings (used unless the transport is WebSocket only).
@@ -81,7 +86,8 @@ pub struct OpenAiConfig {
     pub model: String,
     /// Voice of the model.
     pub voice: String,
-    /// System instructions (the rendered prompt).
+    /// System instructions: a template where `{{From}}`, `{{To}}`, `{{CallSid}}`, `{{date}}`,
+    /// `{{time}}` and `{{param.NAME}}` (a `customParameters` entry) are filled in from the call.
     pub instructions: String,
     /// Server VAD settings.
     pub turn_detection: TurnDetection,
@@ -127,8 +133,13 @@ pub struct ToolSpec {
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: serde_json::Value,
-    /// How long the tool may run before the model is told it failed.
+    /// How long the tool may run before the model is told it failed (zero: the default).
     pub timeout: Duration,
+    /// Where the core POSTs the call (`{call_sid, tool, arguments, idempotency_key}`), expecting
+    /// `{"output": …, "action": …}`; `None`: the application runs it ([`crate::Output::ToolCall`]).
+    pub webhook: Option<String>,
+    /// A phrase the model may say while the tool runs.
+    pub filler: Option<String>,
 }
 
 /// Which built-in tools are offered to the model.
@@ -138,6 +149,9 @@ pub struct Builtins {
     pub end_call: bool,
     /// `send_dtmf`: play DTMF digits to the caller's line.
     pub send_dtmf: bool,
+    /// `transfer_call`: hand the caller to a number through SignalWire's REST API (needs
+    /// [`CallConfig::signalwire`] and [`CallConfig::public_url`]).
+    pub transfer_call: bool,
 }
 
 impl Default for Builtins {
@@ -145,6 +159,7 @@ impl Default for Builtins {
         Builtins {
             end_call: true,
             send_dtmf: true,
+            transfer_call: true,
         }
     }
 }
@@ -226,6 +241,8 @@ impl CallConfig {
             tools: Vec::new(),
             builtins: Builtins::default(),
             signalwire: None,
+            public_url: None,
+            instructions_by_number: std::collections::BTreeMap::new(),
             transport: TransportChoice::Auto,
             webrtc: WebRtcConfig::default(),
             l16_byte_order: ByteOrder::Little,

@@ -65,6 +65,8 @@ fn config() -> SimConfig {
         description: "Look up an order by its id.".to_owned(),
         parameters: serde_json::json!({"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}),
         timeout: Duration::from_secs(5),
+        webhook: None,
+        filler: None,
     });
     config.tools.push(ScriptedTool {
         name: "lookup_order".to_owned(),

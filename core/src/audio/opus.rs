@@ -44,7 +44,11 @@ impl OpusDecoder {
         unimplemented!()
     }
     /// Conceals one lost 20 ms frame; uses the in-band FEC of `next` when given.
-    pub fn conceal(&mut self, _next: Option<&[u8]>, _out: &mut Vec<i16>) -> Result<usize, OpusError> {
+    pub fn conceal(
+        &mut self,
+        _next: Option<&[u8]>,
+        _out: &mut Vec<i16>,
+    ) -> Result<usize, OpusError> {
         unimplemented!()
     }
 }

@@ -758,6 +758,8 @@ mod tests {
                 "required": ["id"],
             }),
             timeout: Duration::from_secs(5),
+            webhook: None,
+            filler: None,
         }
     }
 

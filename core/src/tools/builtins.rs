@@ -25,6 +25,8 @@ pub(crate) fn specs(builtins: Builtins) -> Vec<ToolSpec> {
                 }
             }),
             timeout: Duration::ZERO,
+            webhook: None,
+            filler: None,
         });
     }
     if builtins.send_dtmf {
@@ -40,6 +42,8 @@ pub(crate) fn specs(builtins: Builtins) -> Vec<ToolSpec> {
                 "required": ["digits"]
             }),
             timeout: Duration::ZERO,
+            webhook: None,
+            filler: None,
         });
     }
     specs

@@ -75,11 +75,21 @@ impl RtcLeg {
         unimplemented!()
     }
     /// Applies the answer; returns the codec we will send.
-    pub(crate) fn accept_answer(&mut self, _now: Instant, _sdp: &str) -> Result<RtpCodec, RtcError> {
+    pub(crate) fn accept_answer(
+        &mut self,
+        _now: Instant,
+        _sdp: &str,
+    ) -> Result<RtpCodec, RtcError> {
         unimplemented!()
     }
     /// A datagram from the network; false if it was not for this connection.
-    pub(crate) fn handle_udp(&mut self, _now: Instant, _source: SocketAddr, _destination: SocketAddr, _contents: &[u8]) -> bool {
+    pub(crate) fn handle_udp(
+        &mut self,
+        _now: Instant,
+        _source: SocketAddr,
+        _destination: SocketAddr,
+        _contents: &[u8],
+    ) -> bool {
         unimplemented!()
     }
     /// Drives timers.
