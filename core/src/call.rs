@@ -4,7 +4,7 @@
 //! tool runner and the timers. Sub-machines are drained inside each `handle_*`; only `Call`
 //! produces [`Output`]s.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::CallConfig;
@@ -70,6 +70,8 @@ enum HangupStage {
 struct Hangup {
     reason: EndReason,
     stage: HangupStage,
+    /// Transfer the caller here instead of hanging up.
+    transfer_to: Option<String>,
 }
 
 /// One phone call bridged to OpenAI. See the crate docs for the run loop.
@@ -98,6 +100,8 @@ pub struct Call {
     ended: Option<EndReason>,
     first_audio_sent: bool,
     next_request: u64,
+    /// Webhook requests in flight and the tool call each answers.
+    webhooks: BTreeMap<RequestId, ToolCallId>,
     scratch: Vec<u8>,
     stats: CallStats,
 }
@@ -145,6 +149,7 @@ impl Call {
             ended: None,
             first_audio_sent: false,
             next_request: 0,
+            webhooks: BTreeMap::new(),
             scratch: Vec::new(),
             stats: CallStats::default(),
         })
@@ -272,9 +277,18 @@ impl Call {
         response: Result<HttpResponse, TransportFailure>,
     ) {
         let now = self.clamp(now);
+        if let Some(tool_call) = self.webhooks.remove(&id) {
+            if self.ended.is_none() {
+                let result = webhook_result(response);
+                self.complete_tool(now, &tool_call, result);
+                self.pump(now);
+            }
+            return;
+        }
         let Some(Hangup {
             reason,
             stage: HangupStage::Requesting(pending),
+            ..
         }) = self.hangup.clone()
         else {
             return;
@@ -299,6 +313,11 @@ impl Call {
         if self.ended.is_some() {
             return;
         }
+        self.complete_tool(now, id, result);
+        self.pump(now);
+    }
+
+    fn complete_tool(&mut self, now: Instant, id: &ToolCallId, result: ToolResult) {
         match self.tools.finish(now, id) {
             Some(done) => {
                 self.model.send_tool_output(&id.0, &result.output);
@@ -309,13 +328,24 @@ impl Call {
                     latency: done.latency,
                     timed_out: false,
                 });
-                if result.action == ToolAction::HangUp {
-                    self.begin_hangup(now, EndReason::AssistantHungUp);
+                match result.action {
+                    ToolAction::None => {}
+                    ToolAction::HangUp => self.begin_hangup(now, EndReason::AssistantHungUp, None),
+                    ToolAction::Transfer { to } => {
+                        if self.can_transfer() {
+                            self.begin_hangup(now, EndReason::Transferred(to.clone()), Some(to));
+                        }
+                    }
                 }
             }
             None => self.push_event(Event::ToolResultIgnored { id: id.0.clone() }),
         }
-        self.pump(now);
+    }
+
+    fn can_transfer(&self) -> bool {
+        self.config.signalwire.is_some()
+            && self.config.public_url.is_some()
+            && self.context.call_sid.is_some()
     }
 
     /// Wakes the call at or after [`Call::poll_timeout`]; earlier calls do nothing.
@@ -373,6 +403,7 @@ impl Call {
         self.hangup = Some(Hangup {
             reason: EndReason::HangUpRequested,
             stage: HangupStage::Draining,
+            transfer_to: None,
         });
         self.execute_hangup(now);
         self.pump(now);
@@ -419,7 +450,8 @@ impl Call {
                 match MediaPath::new(codec, self.config.l16_byte_order, audio) {
                     Ok(path) => {
                         self.media = Some(path);
-                        let request = self.model.connect(audio);
+                        let instructions = self.instructions(now);
+                        let request = self.model.connect(audio, instructions);
                         self.model_conn = ModelConn::Connecting;
                         self.outputs.push_back(Output::Connect(request));
                         self.timers.set(
@@ -445,6 +477,20 @@ impl Call {
             PhoneEvent::Bad(kind) => self.bad_input(Leg::Phone, kind),
             PhoneEvent::Nothing => {}
         }
+    }
+
+    /// The instructions for this call: the called number's template, else the default one.
+    fn instructions(&self, now: Instant) -> String {
+        let to = self
+            .context
+            .custom_parameters
+            .iter()
+            .find(|(k, _)| k == "To")
+            .map(|(_, v)| v.as_str());
+        let template = to
+            .and_then(|to| self.config.instructions_by_number.get(to))
+            .unwrap_or(&self.config.openai.instructions);
+        crate::prompt::render(template, &self.context, self.unix_time + self.elapsed(now))
     }
 
     fn caller_audio(&mut self, payload: &[u8]) {
@@ -677,7 +723,7 @@ impl Call {
         };
         if self.config.builtins.end_call && name == builtins::END_CALL {
             self.answer_now(id, name, r#"{"status":"ending the call"}"#.to_owned());
-            self.begin_hangup(now, EndReason::AssistantHungUp);
+            self.begin_hangup(now, EndReason::AssistantHungUp, None);
             return;
         }
         if self.config.builtins.send_dtmf && name == builtins::SEND_DTMF {
@@ -695,6 +741,18 @@ impl Call {
             };
             return self.answer_now(id, name, output);
         }
+        if self.config.builtins.transfer_call && name == builtins::TRANSFER_CALL {
+            let output = match builtins::transfer_target(&arguments) {
+                Some(to) if self.can_transfer() => {
+                    self.answer_now(id, name, r#"{"status":"transferring"}"#.to_owned());
+                    self.begin_hangup(now, EndReason::Transferred(to.clone()), Some(to));
+                    return;
+                }
+                Some(_) => r#"{"error":"transfers are not configured on this line"}"#,
+                None => r#"{"error":"to must be an E.164 number or a sip: URI"}"#,
+            };
+            return self.answer_now(id, name, output.to_owned());
+        }
         let Some(spec) = self.config.tools.iter().find(|t| t.name == name) else {
             return self.answer_now(id, name, r#"{"error":"no such tool"}"#.to_owned());
         };
@@ -707,6 +765,39 @@ impl Call {
             spec.timeout
         };
         self.tools.start(now, id.clone(), &name, timeout);
+        if let Some(url) = spec.webhook.clone() {
+            let key = format!(
+                "{}:{}",
+                self.context.call_sid.as_deref().unwrap_or("call"),
+                id.0
+            );
+            let body = serde_json::json!({
+                "call_sid": self.context.call_sid,
+                "stream_sid": self.context.stream_sid,
+                "call_id": id.0,
+                "tool": name,
+                "arguments": arguments,
+                "idempotency_key": key,
+                "custom_parameters": self.context.custom_parameters.iter().cloned().collect::<BTreeMap<String, String>>(),
+            });
+            self.next_request += 1;
+            let request_id = RequestId(self.next_request);
+            self.webhooks.insert(request_id, id);
+            self.outputs.push_back(Output::Http {
+                id: request_id,
+                request: HttpRequest {
+                    method: "POST",
+                    url,
+                    headers: vec![
+                        ("Content-Type".to_owned(), "application/json".to_owned()),
+                        ("Idempotency-Key".to_owned(), key),
+                    ],
+                    body: body.to_string().into_bytes(),
+                    timeout,
+                },
+            });
+            return;
+        }
         self.outputs.push_back(Output::ToolCall(ToolCall {
             id,
             name,
@@ -731,7 +822,7 @@ impl Call {
         });
     }
 
-    fn begin_hangup(&mut self, now: Instant, reason: EndReason) {
+    fn begin_hangup(&mut self, now: Instant, reason: EndReason, transfer_to: Option<String>) {
         if self.hangup.is_some() || self.ended.is_some() {
             return;
         }
@@ -739,6 +830,7 @@ impl Call {
         self.hangup = Some(Hangup {
             reason,
             stage: HangupStage::Draining,
+            transfer_to,
         });
         self.timers
             .set(Timer::HangupDrain, now + self.config.limits.hangup_drain);
@@ -782,7 +874,18 @@ impl Call {
                         "application/x-www-form-urlencoded".to_owned(),
                     ),
                 ],
-                body: b"Status=completed".to_vec(),
+                body: match (&hangup.transfer_to, &self.config.public_url) {
+                    (Some(to), Some(public_url)) => format!(
+                        "Url={}&Method=POST",
+                        form_encode(&format!(
+                            "{}/transfer?to={}",
+                            public_url.trim_end_matches('/'),
+                            form_encode(to)
+                        ))
+                    )
+                    .into_bytes(),
+                    (Some(_) | None, Some(_) | None) => b"Status=completed".to_vec(),
+                },
                 timeout: self.config.limits.http_timeout,
             }),
             (Some(_) | None, Some(_) | None) => None,
@@ -798,6 +901,7 @@ impl Call {
                 self.hangup = Some(Hangup {
                     reason: hangup.reason,
                     stage: HangupStage::Requesting(id),
+                    transfer_to: hangup.transfer_to,
                 });
             }
             None => self.end(now, hangup.reason),
@@ -839,6 +943,43 @@ impl Call {
     }
 }
 
+/// Reads a tool webhook's answer: `{"output": …, "action": …}`. Anything else is an error
+/// output for the model, never a failure of the call.
+fn webhook_result(response: Result<HttpResponse, TransportFailure>) -> ToolResult {
+    let failed = |why: String| ToolResult {
+        output: serde_json::json!({ "error": why }).to_string(),
+        action: ToolAction::None,
+    };
+    let response = match response {
+        Ok(r) if (200..300).contains(&r.status) => r,
+        Ok(r) => return failed(format!("the tool answered HTTP {}", r.status)),
+        Err(_) => return failed("the tool could not be reached".to_owned()),
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return failed("the tool answered something that is not JSON".to_owned());
+    };
+    let output = match value.get("output") {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => return failed("the tool's answer has no output".to_owned()),
+    };
+    let action = value.get("action").and_then(|action| {
+        let kind = action.as_str().or_else(|| action.get("type")?.as_str())?;
+        match kind {
+            "hang_up" | "hangup" | "end_call" => Some(ToolAction::HangUp),
+            "transfer" => action
+                .get("to")
+                .and_then(|to| builtins::transfer_target(&serde_json::json!({ "to": to })))
+                .map(|to| ToolAction::Transfer { to }),
+            _ => None,
+        }
+    });
+    ToolResult {
+        output,
+        action: action.unwrap_or_default(),
+    }
+}
+
 fn validate(config: &CallConfig) -> Result<(), ConfigError> {
     let openai = &config.openai;
     if openai.api_key.trim().is_empty() {
@@ -854,6 +995,7 @@ fn validate(config: &CallConfig) -> Result<(), ConfigError> {
         .iter()
         .map(|s| match s.name.as_str() {
             builtins::END_CALL => builtins::END_CALL,
+            builtins::TRANSFER_CALL => builtins::TRANSFER_CALL,
             _ => builtins::SEND_DTMF,
         })
         .collect();
@@ -873,6 +1015,19 @@ fn validate(config: &CallConfig) -> Result<(), ConfigError> {
         names.push(&tool.name);
     }
     Ok(())
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn basic_auth(user: &str, password: &str) -> String {

@@ -180,6 +180,11 @@ pub enum ToolAction {
     None,
     /// Let the model finish speaking, then hang up.
     HangUp,
+    /// Let the model finish speaking, then transfer the caller to this number or SIP URI.
+    Transfer {
+        /// E.164 number or `sip:` URI.
+        to: String,
+    },
 }
 
 /// Who spoke.
@@ -202,6 +207,8 @@ pub enum EndReason {
     PhoneSocketClosed,
     /// The model called `end_call` or a tool asked to hang up.
     AssistantHungUp,
+    /// The caller was transferred (to this number or URI).
+    Transferred(String),
     /// The application asked to hang up.
     HangUpRequested,
     /// The OpenAI connection closed or failed.

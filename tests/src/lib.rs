@@ -73,6 +73,8 @@ pub fn tool_spec(name: &str, timeout: Duration) -> ToolSpec {
         description: format!("The {name} tool."),
         parameters: serde_json::json!({"type": "object", "properties": {}}),
         timeout,
+        webhook: None,
+        filler: None,
     }
 }
 

@@ -72,10 +72,10 @@ impl ModelLeg {
         }
     }
 
-    /// Fixes the audio format (before connecting) and returns where to connect.
-    pub(crate) fn connect(&mut self, audio: ModelAudio) -> ConnectRequest {
+    /// Fixes the audio format and the instructions, and returns where to connect.
+    pub(crate) fn connect(&mut self, audio: ModelAudio, instructions: String) -> ConnectRequest {
         match self {
-            ModelLeg::Realtime(s) => s.connect(audio),
+            ModelLeg::Realtime(s) => s.connect(audio, instructions),
         }
     }
 

@@ -122,8 +122,9 @@ impl RealtimeSession {
         }
     }
 
-    pub(crate) fn connect(&mut self, audio: ModelAudio) -> ConnectRequest {
+    pub(crate) fn connect(&mut self, audio: ModelAudio, instructions: String) -> ConnectRequest {
         self.audio = audio;
+        self.instructions = instructions;
         self.format = match audio {
             ModelAudio::Pcmu => RealtimeAudioFormat::Pcmu,
             ModelAudio::Pcma => RealtimeAudioFormat::Pcma,
@@ -500,7 +501,7 @@ mod tests {
         let mut config = CallConfig::new("sk-test");
         config.openai.base_url = "http://127.0.0.1:9000/v1/".to_owned();
         let mut session = RealtimeSession::new(&config);
-        let request = session.connect(ModelAudio::Pcmu);
+        let request = session.connect(ModelAudio::Pcmu, String::new());
         assert_eq!(
             request.url,
             "ws://127.0.0.1:9000/v1/realtime?model=gpt-realtime-2.1"

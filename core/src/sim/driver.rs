@@ -135,6 +135,9 @@ pub struct Sim {
     steps_at_now: u64,
 }
 
+/// Where scripted tools answer webhooks: `{TOOL_WEBHOOK_BASE}{name}`.
+pub const TOOL_WEBHOOK_BASE: &str = "http://tools.sim/";
+
 /// Most outputs one input may produce.
 const MAX_OUTPUTS_PER_INPUT: usize = 20_000;
 /// Steps at one instant before the driver calls it a livelock.
@@ -497,13 +500,11 @@ impl Sim {
                 Delivery::OpenAiConnect(request),
             ),
             Output::Http { id, request } => {
+                let answer = self.http_answer(&request);
                 self.http_requests.push((at, request));
-                let response = HttpResponse {
-                    status: 200,
-                    headers: Vec::new(),
-                    body: b"{}".to_vec(),
-                };
-                self.schedule(self.config.http_latency, Delivery::Http(id, Ok(response)));
+                if let Some((delay, response)) = answer {
+                    self.schedule(delay, Delivery::Http(id, Ok(response)));
+                }
             }
             Output::ToolCall(call) => self.tool_call(call),
             Output::Transmit(_) => {}
@@ -513,6 +514,47 @@ impl Sim {
                 }
                 self.trace.push((at, event));
             }
+        }
+    }
+
+    /// Tool webhooks live at `http://tools.sim/{name}` and answer as scripted; every other
+    /// request (SignalWire's REST API) answers 200.
+    fn http_answer(&self, request: &HttpRequest) -> Option<(Duration, HttpResponse)> {
+        let ok = |body: Vec<u8>| HttpResponse {
+            status: 200,
+            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+            body,
+        };
+        let Some(name) = request.url.strip_prefix(TOOL_WEBHOOK_BASE) else {
+            return Some((self.config.http_latency, ok(b"{}".to_vec())));
+        };
+        let behaviour = self
+            .config
+            .tools
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.behaviour.clone())?;
+        match behaviour {
+            ToolBehaviour::Reply {
+                delay,
+                output,
+                action,
+            } => {
+                let action = match action {
+                    ToolAction::None => serde_json::Value::Null,
+                    ToolAction::HangUp => serde_json::json!("hang_up"),
+                    ToolAction::Transfer { to } => {
+                        serde_json::json!({"type": "transfer", "to": to})
+                    }
+                };
+                let body = serde_json::json!({"output": output, "action": action});
+                Some((delay, ok(body.to_string().into_bytes())))
+            }
+            ToolBehaviour::ReplyTwice { delay, output, .. } => {
+                let body = serde_json::json!({ "output": output });
+                Some((delay, ok(body.to_string().into_bytes())))
+            }
+            ToolBehaviour::Never => None,
         }
     }
 

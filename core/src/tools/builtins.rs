@@ -8,6 +8,8 @@ use crate::config::{Builtins, ToolSpec};
 
 /// Name of the built-in hang-up tool.
 pub(crate) const END_CALL: &str = "end_call";
+/// Name of the built-in transfer tool.
+pub(crate) const TRANSFER_CALL: &str = "transfer_call";
 /// Name of the built-in DTMF tool.
 pub(crate) const SEND_DTMF: &str = "send_dtmf";
 
@@ -23,6 +25,23 @@ pub(crate) fn specs(builtins: Builtins) -> Vec<ToolSpec> {
                 "properties": {
                     "reason": {"type": "string", "description": "Why the call ends."}
                 }
+            }),
+            timeout: Duration::ZERO,
+            webhook: None,
+            filler: None,
+        });
+    }
+    if builtins.transfer_call {
+        specs.push(ToolSpec {
+            name: TRANSFER_CALL.to_owned(),
+            description: "Transfer the caller to a phone number. Tell the caller first, in the same turn."
+                .to_owned(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "to": {"type": "string", "description": "E.164 number like +15551234567, or a sip: URI."}
+                },
+                "required": ["to"]
             }),
             timeout: Duration::ZERO,
             webhook: None,
@@ -57,6 +76,16 @@ pub(crate) fn dtmf_digits(arguments: &serde_json::Value) -> Option<String> {
     valid.then(|| digits.to_ascii_uppercase())
 }
 
+/// The target of a `transfer_call`, if it is an E.164-style number or a `sip:` URI.
+pub(crate) fn transfer_target(arguments: &serde_json::Value) -> Option<String> {
+    let to = arguments.get("to")?.as_str()?.trim();
+    let number = to.strip_prefix('+').unwrap_or(to);
+    let is_number = (3..=20).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit());
+    let is_sip =
+        to.starts_with("sip:") && to.len() <= 256 && to.bytes().all(|b| b.is_ascii_graphic());
+    (is_number || is_sip).then(|| to.to_owned())
+}
+
 /// `0-9`, `*`, `#`, `A-D`.
 pub(crate) fn is_dtmf_digit(c: char) -> bool {
     c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D' | 'a'..='d')
@@ -65,6 +94,21 @@ pub(crate) fn is_dtmf_digit(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_accepts_numbers_and_sip_uris_only() {
+        assert_eq!(
+            transfer_target(&json!({"to": "+15551234567"})),
+            Some("+15551234567".to_owned())
+        );
+        assert_eq!(
+            transfer_target(&json!({"to": "sip:desk@example.com"})),
+            Some("sip:desk@example.com".to_owned())
+        );
+        assert_eq!(transfer_target(&json!({"to": "+1 555 123"})), None);
+        assert_eq!(transfer_target(&json!({"to": "<Dial>"})), None);
+        assert_eq!(transfer_target(&json!({})), None);
+    }
 
     #[test]
     fn send_dtmf_accepts_keypad_digits_only() {

@@ -37,3 +37,5 @@ mod tool_call_while_response_active;
 mod tool_timeout_then_late_reply;
 #[path = "two-tool-calls-one-response.rs"]
 mod two_tool_calls_one_response;
+#[path = "webhook-tool-then-transfer.rs"]
+mod webhook_tool_then_transfer;
