@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::CallConfig;
 use crate::error::ConfigError;
-use crate::media_path::MediaPath;
 use crate::media_stream::session::{PhoneEvent, PhoneLeg};
-use crate::model::{ModelEvent, ModelLeg};
+use crate::model::{ModelEvent, ModelLeg, ModelOutput, ModelRequest};
 use crate::output::{
     BadInputKind, CallContext, EndReason, Event, HttpRequest, HttpResponse, Leg, Output, RequestId,
     ToolAction, ToolCall, ToolCallId, ToolResult, TransportFailure,
 };
+use crate::playout::Playout;
 use crate::timer::{Timer, TimerTable};
 use crate::tools::{ToolRunner, builtins};
 
@@ -48,14 +48,8 @@ pub struct CallStats {
     pub barge_ins: u64,
     /// Tool calls handed out.
     pub tool_calls: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ModelConn {
-    NotStarted,
-    Connecting,
-    Open,
-    Closed,
+    /// Paced model frames dropped because the playout buffer was full.
+    pub playout_dropped_frames: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,9 +79,13 @@ pub struct Call {
     phone: PhoneLeg,
     phone_closed: bool,
     model: ModelLeg,
-    model_conn: ModelConn,
-    model_ready: bool,
-    media: Option<MediaPath>,
+    /// The model leg closed for good.
+    model_closed: bool,
+    /// Real-time paced model audio (WebRTC) waiting for its 20 ms slot.
+    playout: Option<Playout>,
+    /// The model leg's HTTP requests in flight.
+    model_requests: BTreeMap<RequestId, ModelRequest>,
+    phone_codec: Option<crate::audio::PhoneCodec>,
     context: CallContext,
     tools: ToolRunner,
     timers: TimerTable,
@@ -99,10 +97,10 @@ pub struct Call {
     hangup: Option<Hangup>,
     ended: Option<EndReason>,
     first_audio_sent: bool,
+    greeted: bool,
     next_request: u64,
     /// Webhook requests in flight and the tool call each answers.
     webhooks: BTreeMap<RequestId, ToolCallId>,
-    scratch: Vec<u8>,
     stats: CallStats,
 }
 
@@ -127,16 +125,22 @@ impl Call {
                 config.limits.max_phone_message_bytes,
                 config.limits.max_outstanding_marks,
             ),
-            model: ModelLeg::new(&config),
+            model: ModelLeg::new(
+                &config,
+                u64::from_le_bytes([
+                    seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
+                ]),
+            ),
             config,
             seed,
             unix_time,
             started: now,
             last_now: now,
             phone_closed: false,
-            model_conn: ModelConn::NotStarted,
-            model_ready: false,
-            media: None,
+            model_closed: false,
+            playout: None,
+            model_requests: BTreeMap::new(),
+            phone_codec: None,
             context: CallContext::default(),
             tools: ToolRunner::default(),
             timers,
@@ -148,9 +152,9 @@ impl Call {
             hangup: None,
             ended: None,
             first_audio_sent: false,
+            greeted: false,
             next_request: 0,
             webhooks: BTreeMap::new(),
-            scratch: Vec::new(),
             stats: CallStats::default(),
         })
     }
@@ -205,13 +209,10 @@ impl Call {
                 self.on_phone_event(now, event);
             }
             (Leg::Model, WsMessage::Text(text)) => {
-                if self.model_conn != ModelConn::Open {
-                    return;
-                }
                 if text.len() > self.config.limits.max_model_message_bytes {
                     self.bad_input(Leg::Model, BadInputKind::Oversized);
                 } else {
-                    self.model.handle_text(now, text);
+                    self.model.handle_ws_text(now, text);
                 }
             }
             (leg, WsMessage::Binary(_)) => self.bad_input(leg, BadInputKind::Binary),
@@ -231,18 +232,17 @@ impl Call {
         if self.ended.is_some() {
             return;
         }
-        let _ = (source, destination, contents);
+        self.model.handle_udp(now, source, destination, contents);
         self.pump(now);
     }
 
     /// The runtime opened the connection asked for by [`Output::Connect`].
     pub fn handle_ws_opened(&mut self, now: Instant, leg: Leg) {
         let now = self.clamp(now);
-        if self.ended.is_some() || leg != Leg::Model || self.model_conn != ModelConn::Connecting {
+        if self.ended.is_some() || leg != Leg::Model {
             return;
         }
-        self.model_conn = ModelConn::Open;
-        self.model.handle_opened(now);
+        self.model.handle_ws_opened(now);
         self.pump(now);
     }
 
@@ -256,13 +256,8 @@ impl Call {
                 self.end(now, EndReason::PhoneSocketClosed);
             }
             Leg::Model => {
-                if self.model_conn == ModelConn::Closed {
-                    return;
-                }
-                self.model_conn = ModelConn::Closed;
-                self.model_ready = false;
-                if self.ended.is_none() && self.hangup.is_none() {
-                    self.end(now, EndReason::ModelDisconnected);
+                if self.ended.is_none() {
+                    self.model.handle_ws_closed(now);
                 }
             }
         }
@@ -277,6 +272,13 @@ impl Call {
         response: Result<HttpResponse, TransportFailure>,
     ) {
         let now = self.clamp(now);
+        if let Some(request) = self.model_requests.remove(&id) {
+            if self.ended.is_none() {
+                self.model.handle_http_response(now, request, response);
+                self.pump(now);
+            }
+            return;
+        }
         if let Some(tool_call) = self.webhooks.remove(&id) {
             if self.ended.is_none() {
                 let result = webhook_result(response);
@@ -320,7 +322,7 @@ impl Call {
     fn complete_tool(&mut self, now: Instant, id: &ToolCallId, result: ToolResult) {
         match self.tools.finish(now, id) {
             Some(done) => {
-                self.model.send_tool_output(&id.0, &result.output);
+                self.model.send_tool_output(now, &id.0, &result.output);
                 self.push_event(Event::ToolCallCompleted {
                     id: id.0.clone(),
                     name: done.name,
@@ -357,13 +359,19 @@ impl Call {
         if self.timers.expire(Timer::StreamStart, now) {
             self.end(now, EndReason::StreamNeverStarted);
         }
-        if self.timers.expire(Timer::ModelConnect, now) && !self.model_ready {
+        if self.timers.expire(Timer::Model, now) {
+            self.model.handle_timeout(now);
+        }
+        if self.timers.expire(Timer::Playout, now) {
+            self.play_due(now);
+        }
+        if self.timers.expire(Timer::ModelConnect, now) && !self.model.is_ready() {
             self.end(now, EndReason::ModelConnectTimeout);
         }
         if self.timers.expire(Timer::ToolDeadline, now) {
             for done in self.tools.expire(now) {
                 let output = r#"{"error":"the tool did not answer in time"}"#.to_owned();
-                self.model.send_tool_output(&done.id.0, &output);
+                self.model.send_tool_output(now, &done.id.0, &output);
                 self.push_event(Event::ToolCallCompleted {
                     id: done.id.0,
                     name: done.name,
@@ -374,7 +382,7 @@ impl Call {
             }
         }
         if self.timers.expire(Timer::DtmfFlush, now) {
-            self.flush_dtmf();
+            self.flush_dtmf(now);
         }
         if self.timers.expire(Timer::HangupDrain, now)
             && let Some(Hangup {
@@ -446,29 +454,20 @@ impl Call {
                     call_sid: start.call_sid,
                     codec,
                 });
-                let audio = self.model.choose_audio(codec);
-                match MediaPath::new(codec, self.config.l16_byte_order, audio) {
-                    Ok(path) => {
-                        self.media = Some(path);
-                        let instructions = self.instructions(now);
-                        let request = self.model.connect(audio, instructions);
-                        self.model_conn = ModelConn::Connecting;
-                        self.outputs.push_back(Output::Connect(request));
-                        self.timers.set(
-                            Timer::ModelConnect,
-                            now + self.config.limits.model_connect_timeout,
-                        );
-                    }
-                    Err(_) => {
-                        self.end(now, EndReason::UnsupportedMediaFormat(format!("{codec:?}")))
-                    }
-                }
+                self.phone_codec = Some(codec);
+                self.playout = Some(Playout::new(codec.frame_bytes()));
+                let instructions = self.instructions(now);
+                self.model.start(now, codec, instructions);
+                self.timers.set(
+                    Timer::ModelConnect,
+                    now + self.config.limits.model_connect_timeout,
+                );
             }
             PhoneEvent::UnsupportedStart(why) => {
                 self.timers.stop(Timer::StreamStart);
                 self.end(now, EndReason::UnsupportedMediaFormat(why));
             }
-            PhoneEvent::Audio(payload) => self.caller_audio(&payload),
+            PhoneEvent::Audio(payload) => self.caller_audio(now, &payload),
             PhoneEvent::Dtmf(digit) => self.caller_dtmf(now, digit),
             PhoneEvent::Stopped => {
                 self.phone.end();
@@ -493,27 +492,23 @@ impl Call {
         crate::prompt::render(template, &self.context, self.unix_time + self.elapsed(now))
     }
 
-    fn caller_audio(&mut self, payload: &[u8]) {
-        let Some(media) = self.media.as_mut() else {
+    fn caller_audio(&mut self, now: Instant, payload: &[u8]) {
+        let Some(codec) = self.phone_codec else {
             return;
         };
-        self.scratch.clear();
-        if media.convert_to_model(payload, &mut self.scratch).is_err() {
-            self.bad_input(Leg::Phone, BadInputKind::OddLength);
+        if payload.is_empty() {
             return;
         }
-        if self.scratch.is_empty() {
-            return;
-        }
-        if self.model_ready {
-            self.model.send_audio(&self.scratch);
-            self.stats.frames_to_model += 1;
+        if self.model.is_ready() && self.held_audio.is_empty() {
+            if self.model.send_audio(now, payload) {
+                self.stats.frames_to_model += 1;
+            }
             return;
         }
         // Hold caller audio until the session is configured; keep the newest.
-        let cap = self.config.limits.held_audio.as_millis() as usize * media.model().bytes_per_ms();
-        self.held_bytes += self.scratch.len();
-        self.held_audio.push_back(self.scratch.clone());
+        let cap = self.config.limits.held_audio.as_millis() as usize * codec.bytes_per_ms();
+        self.held_bytes += payload.len();
+        self.held_audio.push_back(payload.to_vec());
         let mut overflowed = false;
         while self.held_bytes > cap {
             let Some(old) = self.held_audio.pop_front() else {
@@ -531,6 +526,22 @@ impl Call {
         self.held_overflowing = overflowed;
     }
 
+    /// Sends held caller audio once the model is ready.
+    fn release_held_audio(&mut self, now: Instant) {
+        while self.model.is_ready() {
+            let Some(audio) = self.held_audio.pop_front() else {
+                break;
+            };
+            self.held_bytes -= audio.len();
+            if self.model.send_audio(now, &audio) {
+                self.stats.frames_to_model += 1;
+            }
+        }
+        if self.held_audio.is_empty() {
+            self.held_overflowing = false;
+        }
+    }
+
     fn caller_dtmf(&mut self, now: Instant, digit: char) {
         self.push_event(Event::CallerDtmf { digit });
         if self.dtmf_digits.len() < self.config.limits.max_dtmf_digits {
@@ -538,15 +549,15 @@ impl Call {
         }
         if digit == '#' || self.dtmf_digits.len() >= self.config.limits.max_dtmf_digits {
             self.timers.stop(Timer::DtmfFlush);
-            self.flush_dtmf();
+            self.flush_dtmf(now);
         } else {
             self.timers
                 .set(Timer::DtmfFlush, now + self.config.limits.dtmf_pause);
         }
     }
 
-    fn flush_dtmf(&mut self) {
-        if self.dtmf_digits.is_empty() || !self.model_ready {
+    fn flush_dtmf(&mut self, now: Instant) {
+        if self.dtmf_digits.is_empty() || !self.model.is_ready() {
             return;
         }
         let text = format!(
@@ -554,7 +565,7 @@ impl Call {
             self.dtmf_digits
         );
         self.dtmf_digits.clear();
-        self.model.send_user_text(&text);
+        self.model.send_user_text(now, &text);
     }
 
     /// Runs sub-machine output until nothing is left, translating it into `Output`s.
@@ -567,14 +578,9 @@ impl Call {
                     self.on_model_event(now, event);
                 }
             }
-            while let Some(text) = self.model.poll_transmit() {
+            while let Some(output) = self.model.poll_output() {
                 progressed = true;
-                if self.ended.is_none() && self.model_conn == ModelConn::Open {
-                    self.outputs.push_back(Output::Send {
-                        leg: Leg::Model,
-                        text,
-                    });
-                }
+                self.model_output(output);
             }
             while let Some(text) = self.phone.poll_transmit() {
                 progressed = true;
@@ -589,9 +595,11 @@ impl Call {
                 break;
             }
         }
-        match self.tools.next_deadline() {
-            Some(at) if self.ended.is_none() => self.timers.set(Timer::ToolDeadline, at),
-            Some(_) | None => self.timers.stop(Timer::ToolDeadline),
+        if self.ended.is_none() {
+            self.set_timer(Timer::ToolDeadline, self.tools.next_deadline());
+            self.set_timer(Timer::Model, self.model.poll_timeout());
+            let playout = self.playout.as_ref().and_then(Playout::next_tick);
+            self.set_timer(Timer::Playout, playout);
         }
         self.check_hangup(now);
     }
@@ -599,24 +607,33 @@ impl Call {
     fn on_model_event(&mut self, now: Instant, event: ModelEvent) {
         match event {
             ModelEvent::Ready => {
-                self.model_ready = true;
                 self.timers.stop(Timer::ModelConnect);
                 self.push_event(Event::ModelReady {
                     transport: self.model.transport_name(),
                 });
-                while let Some(audio) = self.held_audio.pop_front() {
-                    self.model.send_audio(&audio);
-                    self.stats.frames_to_model += 1;
+                self.release_held_audio(now);
+                if self.config.openai.greet_first && !self.greeted {
+                    self.greeted = true;
+                    self.model.request_response(now);
                 }
-                self.held_bytes = 0;
-                if self.config.openai.greet_first {
-                    self.model.request_response();
-                }
-                self.flush_dtmf();
+                self.flush_dtmf(now);
             }
-            ModelEvent::Audio { item_id, audio } => self.model_audio(&item_id, &audio),
+            ModelEvent::Audio {
+                item_id,
+                audio,
+                paced,
+            } => self.model_audio(now, &item_id, &audio, paced),
             ModelEvent::AudioDone { .. } => self.phone.finish_item(),
-            ModelEvent::CallerSpeechStarted => self.barge_in(),
+            ModelEvent::CallerSpeechStarted => self.barge_in(now),
+            ModelEvent::Fallback { from, to, reason } => {
+                self.push_event(Event::Fallback { from, to, reason });
+            }
+            ModelEvent::Closed => {
+                self.model_closed = true;
+                if self.hangup.is_none() {
+                    self.end(now, EndReason::ModelDisconnected);
+                }
+            }
             ModelEvent::ToolCall {
                 call_id,
                 name,
@@ -660,16 +677,28 @@ impl Call {
         }
     }
 
-    fn model_audio(&mut self, item_id: &str, audio: &[u8]) {
-        let Some(media) = self.media.as_mut() else {
-            return;
-        };
-        self.scratch.clear();
-        if media.convert_to_phone(audio, &mut self.scratch).is_err() {
-            self.bad_input(Leg::Model, BadInputKind::OddLength);
+    fn model_audio(&mut self, now: Instant, item_id: &str, audio: &[u8], paced: bool) {
+        if paced {
+            if let Some(playout) = self.playout.as_mut()
+                && playout.push(now, item_id, audio)
+            {
+                self.stats.playout_dropped_frames = playout.dropped;
+            }
+            self.play_due(now);
             return;
         }
-        let sent = self.phone.play(item_id, &self.scratch);
+        self.to_caller(item_id, audio);
+    }
+
+    /// Sends the paced frames that are due.
+    fn play_due(&mut self, now: Instant) {
+        while let Some((item, frame)) = self.playout.as_mut().and_then(|p| p.pop_due(now)) {
+            self.to_caller(&item, &frame);
+        }
+    }
+
+    fn to_caller(&mut self, item_id: &str, audio: &[u8]) {
+        let sent = self.phone.play(item_id, audio);
         self.stats.ms_to_caller += u64::from(sent);
         if sent > 0 && !self.first_audio_sent {
             self.first_audio_sent = true;
@@ -677,21 +706,60 @@ impl Call {
         }
     }
 
-    fn barge_in(&mut self) {
+    fn barge_in(&mut self, now: Instant) {
+        let buffered = self.playout.as_ref().is_some_and(|p| !p.is_empty());
+        if let Some(playout) = self.playout.as_mut() {
+            playout.flush();
+        }
         if let Some(playing) = self.phone.playing_item().cloned() {
             let _ = self.phone.clear();
-            if let Some(media) = self.media.as_mut() {
-                media.reset_to_phone();
-            }
             self.model
-                .interrupted(Some((&playing.item, playing.heard_ms)));
+                .interrupted(now, Some((&playing.item, playing.heard_ms)), false);
             self.stats.barge_ins += 1;
             self.push_event(Event::BargeIn {
                 item_id: Some(playing.item),
                 heard_ms: playing.heard_ms,
             });
-        } else if !self.model.is_idle() {
-            self.model.interrupted(None);
+        } else {
+            if buffered {
+                self.stats.barge_ins += 1;
+                self.push_event(Event::BargeIn {
+                    item_id: None,
+                    heard_ms: 0,
+                });
+            }
+            if !self.model.is_idle() {
+                self.model.interrupted(now, None, false);
+            }
+        }
+    }
+
+    fn set_timer(&mut self, timer: Timer, at: Option<Instant>) {
+        match at {
+            Some(at) => self.timers.set(timer, at),
+            None => self.timers.stop(timer),
+        }
+    }
+
+    fn model_output(&mut self, output: ModelOutput) {
+        let ended = self.ended.is_some();
+        match output {
+            ModelOutput::Connect(request) if !ended => {
+                self.outputs.push_back(Output::Connect(request))
+            }
+            ModelOutput::Send(text) if !ended => self.outputs.push_back(Output::Send {
+                leg: Leg::Model,
+                text,
+            }),
+            ModelOutput::Close => self.outputs.push_back(Output::Close { leg: Leg::Model }),
+            ModelOutput::Http(request_kind, request) => {
+                self.next_request += 1;
+                let id = RequestId(self.next_request);
+                self.model_requests.insert(id, request_kind);
+                self.outputs.push_back(Output::Http { id, request });
+            }
+            ModelOutput::Transmit(transmit) => self.outputs.push_back(Output::Transmit(transmit)),
+            ModelOutput::Connect(_) | ModelOutput::Send(_) => {}
         }
     }
 
@@ -812,7 +880,7 @@ impl Call {
         let now = self.last_now;
         self.tools.start(now, id.clone(), &name, Duration::ZERO);
         let _ = self.tools.finish(now, &id);
-        self.model.send_tool_output(&id.0, &output);
+        self.model.send_tool_output(now, &id.0, &output);
         self.push_event(Event::ToolCallCompleted {
             id: id.0,
             name,
@@ -844,8 +912,10 @@ impl Call {
                 ..
             })
         );
-        let model_done = self.model.is_idle() || self.model_conn != ModelConn::Open;
-        if draining && self.ended.is_none() && model_done && !self.phone.is_playing() {
+        let model_done = self.model.is_idle() || self.model_closed;
+        let played =
+            !self.phone.is_playing() && self.playout.as_ref().is_none_or(Playout::is_empty);
+        if draining && self.ended.is_none() && model_done && played {
             self.execute_hangup(now);
         }
     }
@@ -920,12 +990,14 @@ impl Call {
             self.phone_closed = true;
             self.outputs.push_back(Output::Close { leg: Leg::Phone });
         }
-        if matches!(self.model_conn, ModelConn::Connecting | ModelConn::Open) {
-            self.model_conn = ModelConn::Closed;
-            self.outputs.push_back(Output::Close { leg: Leg::Model });
+        if let Some(playout) = self.playout.as_mut() {
+            playout.flush();
         }
-        self.model_ready = false;
         self.ended = Some(reason.clone());
+        self.model.close(now);
+        while let Some(output) = self.model.poll_output() {
+            self.model_output(output);
+        }
         self.push_event(Event::CallEnded { reason });
     }
 

@@ -77,6 +77,7 @@ mod media_path;
 pub mod media_stream;
 mod model;
 mod output;
+mod playout;
 mod prompt;
 pub mod realtime;
 #[cfg(feature = "sim")]

@@ -43,7 +43,6 @@ enum Conversion {
 /// Both directions of one call's media conversion, with their state.
 #[derive(Debug)]
 pub(crate) struct MediaPath {
-    model: ModelAudio,
     to_model: Conversion,
     to_phone: Conversion,
     samples: Vec<i16>,
@@ -94,16 +93,11 @@ impl MediaPath {
             ) => return Err(NoConversion),
         };
         Ok(MediaPath {
-            model,
             to_model,
             to_phone,
             samples: Vec::new(),
             resampled: Vec::new(),
         })
-    }
-
-    pub(crate) fn model(&self) -> ModelAudio {
-        self.model
     }
 
     /// Caller audio (one phone payload) to the model's format, appended to `out`.

@@ -17,17 +17,23 @@ pub enum Timer {
     HangupDrain,
     /// The SignalWire REST hang-up request did not answer in time.
     HttpRequest,
+    /// The model leg's own deadline (WebRTC timers, connect and liveness limits).
+    Model,
+    /// The next paced frame of model audio is due for the caller.
+    Playout,
 }
 
 impl Timer {
     /// Every timer, in slot order.
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 8] = [
         Timer::StreamStart,
         Timer::ModelConnect,
         Timer::ToolDeadline,
         Timer::DtmfFlush,
         Timer::HangupDrain,
         Timer::HttpRequest,
+        Timer::Model,
+        Timer::Playout,
     ];
 
     fn slot(self) -> usize {

@@ -1,24 +1,28 @@
-//! The one seam between the call and OpenAI: everything above it (the phone leg, the media path,
-//! the tool runner, events) is the same whichever OpenAI API and transport carry the call.
-//!
-//! A backend turns the call's requests (caller audio, a user text, a tool output, "the caller
-//! interrupted and heard this much") into its wire protocol, and its wire protocol into
-//! [`ModelEvent`]s.
+//! The one seam between the call and OpenAI: everything above it (the phone leg, barge-in and
+//! playback, the tool runner, events) is the same whichever OpenAI API and transport carry the
+//! call. Audio crosses the seam in the phone's own codec; each backend converts as it must.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::audio::PhoneCodec;
 use crate::config::CallConfig;
-use crate::media_path::ModelAudio;
-use crate::output::{ConnectRequest, Role};
-use crate::realtime::session::RealtimeSession;
+use crate::output::{ConnectRequest, HttpRequest, HttpResponse, Role, Transmit, TransportFailure};
+use crate::realtime::leg::RealtimeLeg;
 
 /// What the model side reports to the call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ModelEvent {
     /// The session accepted our configuration: caller audio may flow.
     Ready,
-    /// Model audio of an assistant item, in the model's audio format.
-    Audio { item_id: String, audio: Vec<u8> },
+    /// Model audio of an assistant item, in the phone's codec. `paced`: it arrives at real-time
+    /// pace (WebRTC) and goes through the playout buffer; otherwise it comes in bursts
+    /// (WebSocket) and goes to SignalWire at once, tracked by marks.
+    Audio {
+        item_id: String,
+        audio: Vec<u8>,
+        paced: bool,
+    },
     /// The item's audio is complete.
     AudioDone { item_id: String },
     /// The caller started speaking (server VAD).
@@ -36,117 +40,164 @@ pub(crate) enum ModelEvent {
         input_tokens: u64,
         output_tokens: u64,
     },
-    /// An error from OpenAI.
+    /// An error from OpenAI (or a transport that cannot go on).
     Error {
         code: Option<String>,
         message: String,
         fatal: bool,
     },
+    /// The transport changed.
+    Fallback {
+        from: &'static str,
+        to: &'static str,
+        reason: String,
+    },
+    /// The connection closed and the leg cannot go on.
+    Closed,
     /// A message was dropped as malformed.
     BadMessage { unknown_type: bool },
+}
+
+/// Which of the backend's HTTP requests an answer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModelRequest {
+    /// `POST /realtime/calls`.
+    CreateCall,
+    /// `POST /realtime/calls/{id}/hangup`.
+    HangupCall,
+}
+
+/// What the backend asks the runtime to do.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ModelOutput {
+    /// Open the WebSocket.
+    Connect(ConnectRequest),
+    /// A WebSocket text frame.
+    Send(String),
+    /// Close the WebSocket.
+    Close,
+    /// An HTTP request.
+    Http(ModelRequest, HttpRequest),
+    /// A UDP datagram.
+    Transmit(Transmit),
 }
 
 /// The OpenAI leg of a call.
 #[derive(Debug)]
 pub(crate) enum ModelLeg {
-    /// OpenAI Realtime (GA) over WebSocket.
-    Realtime(RealtimeSession),
+    /// OpenAI Realtime (GA), over WebRTC or WebSocket.
+    Realtime(Box<RealtimeLeg>),
+}
+
+macro_rules! each {
+    ($self:ident, $leg:ident => $body:expr) => {
+        match $self {
+            ModelLeg::Realtime($leg) => $body,
+        }
+    };
 }
 
 impl ModelLeg {
-    pub(crate) fn new(config: &CallConfig) -> Self {
-        ModelLeg::Realtime(RealtimeSession::new(config))
+    pub(crate) fn new(config: &CallConfig, seed: u64) -> Self {
+        ModelLeg::Realtime(Box::new(RealtimeLeg::new(config, seed)))
     }
 
-    /// A short name for events and metrics.
     pub(crate) fn transport_name(&self) -> &'static str {
-        match self {
-            ModelLeg::Realtime(_) => "realtime/websocket",
-        }
+        each!(self, leg => leg.transport_name())
     }
 
-    /// The audio format this backend will use for a phone codec.
-    pub(crate) fn choose_audio(&self, phone: crate::audio::PhoneCodec) -> ModelAudio {
-        match self {
-            ModelLeg::Realtime(_) => RealtimeSession::choose_audio(phone),
-        }
+    pub(crate) fn start(&mut self, now: Instant, phone: PhoneCodec, instructions: String) {
+        each!(self, leg => leg.start(now, phone, instructions))
     }
 
-    /// Fixes the audio format and the instructions, and returns where to connect.
-    pub(crate) fn connect(&mut self, audio: ModelAudio, instructions: String) -> ConnectRequest {
-        match self {
-            ModelLeg::Realtime(s) => s.connect(audio, instructions),
-        }
+    pub(crate) fn handle_ws_opened(&mut self, now: Instant) {
+        each!(self, leg => leg.handle_ws_opened(now))
     }
 
-    pub(crate) fn handle_opened(&mut self, now: Instant) {
-        match self {
-            ModelLeg::Realtime(s) => s.handle_opened(now),
-        }
+    pub(crate) fn handle_ws_text(&mut self, now: Instant, text: &str) {
+        each!(self, leg => leg.handle_ws_text(now, text))
     }
 
-    pub(crate) fn handle_text(&mut self, now: Instant, text: &str) {
-        match self {
-            ModelLeg::Realtime(s) => s.handle_text(now, text),
-        }
+    pub(crate) fn handle_ws_closed(&mut self, now: Instant) {
+        each!(self, leg => leg.handle_ws_closed(now))
     }
 
-    pub(crate) fn send_audio(&mut self, audio: &[u8]) {
-        match self {
-            ModelLeg::Realtime(s) => s.send_audio(audio),
-        }
+    pub(crate) fn handle_http_response(
+        &mut self,
+        now: Instant,
+        request: ModelRequest,
+        response: Result<HttpResponse, TransportFailure>,
+    ) {
+        each!(self, leg => leg.handle_http_response(now, request, response))
+    }
+
+    pub(crate) fn handle_udp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        each!(self, leg => leg.handle_udp(now, source, destination, contents))
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        each!(self, leg => leg.handle_timeout(now))
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        each!(self, leg => leg.poll_timeout())
+    }
+
+    /// Caller audio in the phone's codec; false if the session is not ready for it.
+    pub(crate) fn send_audio(&mut self, now: Instant, payload: &[u8]) -> bool {
+        each!(self, leg => leg.send_audio(now, payload))
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        each!(self, leg => leg.is_ready())
     }
 
     /// Tells the model something the caller did (DTMF) and lets it answer.
-    pub(crate) fn send_user_text(&mut self, text: &str) {
-        match self {
-            ModelLeg::Realtime(s) => s.send_user_text(text),
-        }
+    pub(crate) fn send_user_text(&mut self, now: Instant, text: &str) {
+        each!(self, leg => leg.send_user_text(now, text))
     }
 
     /// Asks the model to speak (the greeting).
-    pub(crate) fn request_response(&mut self) {
-        match self {
-            ModelLeg::Realtime(s) => s.request_response(),
-        }
+    pub(crate) fn request_response(&mut self, now: Instant) {
+        each!(self, leg => leg.request_response(now))
     }
 
-    pub(crate) fn send_tool_output(&mut self, call_id: &str, output: &str) {
-        match self {
-            ModelLeg::Realtime(s) => s.send_tool_output(call_id, output),
-        }
+    pub(crate) fn send_tool_output(&mut self, now: Instant, call_id: &str, output: &str) {
+        each!(self, leg => leg.send_tool_output(now, call_id, output))
     }
 
-    /// The caller interrupted; `heard` is the item that was playing and the ms the caller heard.
-    pub(crate) fn interrupted(&mut self, heard: Option<(&str, u32)>) {
-        match self {
-            ModelLeg::Realtime(s) => s.interrupted(heard),
-        }
+    /// The caller interrupted (`local`: the bridge cut the model off itself); `heard` is the
+    /// item that was playing and how much of it the caller heard.
+    pub(crate) fn interrupted(&mut self, now: Instant, heard: Option<(&str, u32)>, local: bool) {
+        each!(self, leg => leg.interrupted(now, heard, local))
     }
 
     /// No more responses will be asked for: the call is hanging up.
     pub(crate) fn stop_responding(&mut self) {
-        match self {
-            ModelLeg::Realtime(s) => s.stop_responding(),
-        }
+        each!(self, leg => leg.stop_responding())
     }
 
     /// Whether the model is neither speaking nor about to.
     pub(crate) fn is_idle(&self) -> bool {
-        match self {
-            ModelLeg::Realtime(s) => s.is_idle(),
-        }
+        each!(self, leg => leg.is_idle())
     }
 
-    pub(crate) fn poll_transmit(&mut self) -> Option<String> {
-        match self {
-            ModelLeg::Realtime(s) => s.poll_transmit(),
-        }
+    /// Ends the leg (hang-up request, socket close).
+    pub(crate) fn close(&mut self, now: Instant) {
+        each!(self, leg => leg.close(now))
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Option<ModelOutput> {
+        each!(self, leg => leg.poll_output())
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<ModelEvent> {
-        match self {
-            ModelLeg::Realtime(s) => s.poll_event(),
-        }
+        each!(self, leg => leg.poll_event())
     }
 }

@@ -1,4 +1,5 @@
-//! The Realtime GA session over WebSocket: configuration, the response sequencer, barge-in.
+//! The Realtime GA session, whichever transport carries its events: configuration, the response
+//! sequencer, barge-in, and the conversation history that a new connection is given.
 //!
 //! Rules it keeps (reference: OpenAI Realtime GA):
 //! - `response.create` is never sent while a response is active; requests are queued and
@@ -81,7 +82,16 @@ pub(crate) struct RealtimeSession {
     cut_responses: VecDeque<String>,
     /// (item, response, bytes received) of recent assistant audio items.
     items: VecDeque<(String, String, usize)>,
+    /// Audio arrives over RTP and the server owns playback (WebRTC).
+    webrtc: bool,
+    /// WebRTC: the server's output audio buffer is playing.
+    output_playing: bool,
+    /// The conversation so far, as items a new session can be given.
+    history: VecDeque<serde_json::Value>,
 }
+
+/// Items of conversation history kept for a transport change.
+const HISTORY_ITEMS: usize = 64;
 
 impl RealtimeSession {
     pub(crate) fn new(config: &CallConfig) -> Self {
@@ -110,6 +120,9 @@ impl RealtimeSession {
             seen_calls: VecDeque::new(),
             cut_responses: VecDeque::new(),
             items: VecDeque::new(),
+            webrtc: false,
+            output_playing: false,
+            history: VecDeque::new(),
         }
     }
 
@@ -122,15 +135,20 @@ impl RealtimeSession {
         }
     }
 
-    pub(crate) fn connect(&mut self, audio: ModelAudio, instructions: String) -> ConnectRequest {
-        self.audio = audio;
+    /// Sets the rendered instructions before the first connection.
+    pub(crate) fn set_instructions(&mut self, instructions: String) {
         self.instructions = instructions;
+    }
+
+    /// Starts a WebSocket connection (first, or after WebRTC failed); returns where to connect.
+    pub(crate) fn begin_websocket(&mut self, audio: ModelAudio) -> ConnectRequest {
+        self.audio = audio;
         self.format = match audio {
             ModelAudio::Pcmu => RealtimeAudioFormat::Pcmu,
             ModelAudio::Pcma => RealtimeAudioFormat::Pcma,
             ModelAudio::Pcm { .. } => RealtimeAudioFormat::Pcm24k,
         };
-        self.state = State::Connecting;
+        self.new_connection(false);
         ConnectRequest {
             url: format!(
                 "{}/realtime?model={}",
@@ -144,13 +162,25 @@ impl RealtimeSession {
         }
     }
 
-    /// The socket is open: configure the session (GA lets us send before `session.created`).
-    pub(crate) fn handle_opened(&mut self, _now: Instant) {
-        if self.state != State::Connecting {
-            return;
-        }
-        self.state = State::Configuring;
-        let id = self.event_id();
+    /// Starts a WebRTC connection; returns the `session` for the call-creation request.
+    pub(crate) fn begin_webrtc(&mut self) -> serde_json::Value {
+        self.new_connection(true);
+        self.session_json()
+    }
+
+    /// The opening connection knows nothing of the last one's responses or audio.
+    fn new_connection(&mut self, webrtc: bool) {
+        self.webrtc = webrtc;
+        self.state = State::Connecting;
+        self.active = None;
+        self.output_playing = false;
+        self.cut_responses.clear();
+        self.items.clear();
+        self.outbox.clear();
+    }
+
+    /// The session object; over WebRTC the audio formats are RTP's business and left out.
+    fn session_json(&self) -> serde_json::Value {
         let settings = SessionSettings {
             model: &self.model,
             instructions: &self.instructions,
@@ -161,8 +191,45 @@ impl RealtimeSession {
             transcription_model: self.transcription_model.as_deref(),
             tools: &self.tools,
         };
-        self.outbox
-            .push_back(events::session_update(&id, &settings));
+        let mut session = events::session_object(&settings);
+        if self.webrtc {
+            for direction in ["input", "output"] {
+                if let Some(audio) = session["audio"][direction].as_object_mut() {
+                    audio.remove("format");
+                }
+            }
+        }
+        session
+    }
+
+    /// The conversation so far, as `conversation.item.create` events for a new session.
+    pub(crate) fn replay_history(&mut self) {
+        let items: Vec<serde_json::Value> = self.history.iter().cloned().collect();
+        for item in items {
+            let id = self.event_id();
+            let event = serde_json::json!({"type": "conversation.item.create", "event_id": id, "item": item});
+            self.outbox.push_back(event.to_string());
+        }
+    }
+
+    fn remember(&mut self, item: serde_json::Value) {
+        if self.history.len() >= HISTORY_ITEMS {
+            self.history.pop_front();
+        }
+        self.history.push_back(item);
+    }
+
+    /// The connection is open (socket, or data channel): configure the session.
+    pub(crate) fn handle_opened(&mut self, _now: Instant) {
+        if self.state != State::Connecting {
+            return;
+        }
+        self.state = State::Configuring;
+        let id = self.event_id();
+        let session = self.session_json();
+        let event =
+            serde_json::json!({"type": "session.update", "event_id": id, "session": session});
+        self.outbox.push_back(event.to_string());
     }
 
     pub(crate) fn handle_text(&mut self, _now: Instant, text: &str) {
@@ -192,6 +259,8 @@ impl RealtimeSession {
                 self.events.push_back(ModelEvent::CallerSpeechStarted)
             }
             ServerEvent::InputTranscript { transcript, .. } => {
+                self.remember(serde_json::json!({"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": transcript}]}));
                 self.transcript(Role::Caller, transcript)
             }
             ServerEvent::ResponseCreated { response_id } => {
@@ -210,7 +279,11 @@ impl RealtimeSession {
                     return;
                 }
                 self.count_item_audio(&item_id, &response_id, audio.len());
-                self.events.push_back(ModelEvent::Audio { item_id, audio });
+                self.events.push_back(ModelEvent::Audio {
+                    item_id,
+                    audio,
+                    paced: false,
+                });
             }
             ServerEvent::AudioDone {
                 response_id,
@@ -226,6 +299,8 @@ impl RealtimeSession {
                 ..
             } => {
                 if !self.cut_responses.contains(&response_id) {
+                    self.remember(serde_json::json!({"type": "message", "role": "assistant",
+                        "content": [{"type": "output_text", "text": transcript}]}));
                     self.transcript(Role::Assistant, transcript);
                 }
             }
@@ -263,12 +338,13 @@ impl RealtimeSession {
                 event_id,
                 ..
             } => self.error(code, message, event_id),
+            ServerEvent::OutputAudioStarted { .. } => self.output_playing = true,
+            ServerEvent::OutputAudioStopped { .. } | ServerEvent::OutputAudioCleared { .. } => {
+                self.output_playing = false
+            }
             ServerEvent::SessionCreated
             | ServerEvent::SpeechStopped { .. }
             | ServerEvent::Truncated { .. }
-            | ServerEvent::OutputAudioStarted { .. }
-            | ServerEvent::OutputAudioStopped { .. }
-            | ServerEvent::OutputAudioCleared { .. }
             | ServerEvent::Ignored(_) => {}
         }
     }
@@ -294,6 +370,10 @@ impl RealtimeSession {
         self.seen_calls.push_back(call_id.clone());
         self.awaiting_outputs.insert(call_id.clone());
         self.respond_after_tools = true;
+        self.remember(
+            serde_json::json!({"type": "function_call", "call_id": call_id,
+            "name": name, "arguments": arguments}),
+        );
         self.events.push_back(ModelEvent::ToolCall {
             call_id,
             name,
@@ -345,12 +425,14 @@ impl RealtimeSession {
     }
 
     pub(crate) fn send_audio(&mut self, audio: &[u8]) {
-        if self.state == State::Ready {
+        if self.state == State::Ready && !self.webrtc {
             self.outbox.push_back(events::input_audio_append(audio));
         }
     }
 
     pub(crate) fn send_user_text(&mut self, text: &str) {
+        self.remember(serde_json::json!({"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]}));
         if self.state != State::Ready {
             return;
         }
@@ -368,6 +450,10 @@ impl RealtimeSession {
 
     pub(crate) fn send_tool_output(&mut self, call_id: &str, output: &str) {
         self.awaiting_outputs.remove(call_id);
+        self.remember(
+            serde_json::json!({"type": "function_call_output", "call_id": call_id,
+            "output": output}),
+        );
         if self.state == State::Ready {
             let id = self.event_id();
             self.outbox
@@ -399,19 +485,33 @@ impl RealtimeSession {
         }
     }
 
-    pub(crate) fn interrupted(&mut self, heard: Option<(&str, u32)>) {
+    /// The caller interrupted (`local`: the bridge itself cuts the model off, e.g. on DTMF);
+    /// `heard` is the cut item and how much of it the caller heard (WebSocket only).
+    pub(crate) fn interrupted(&mut self, heard: Option<(&str, u32)>, local: bool) {
         if self.state != State::Ready {
             return;
         }
-        if let Some(active) = &self.active {
-            if let Some(response_id) = active.response_id.clone() {
-                self.cut(response_id);
-            }
-            // With `interrupt_response` the server cancels on its own VAD.
-            if !self.turn_detection.interrupt_response {
+        let speaking = self.active.is_some() || self.output_playing;
+        if let Some(active) = &self.active
+            && let Some(response_id) = active.response_id.clone()
+        {
+            self.cut(response_id);
+        }
+        // With `interrupt_response` the server cancels on its own VAD.
+        if speaking && (local || !self.turn_detection.interrupt_response) {
+            if self.active.is_some() {
                 let id = self.event_id();
                 self.outbox.push_back(events::response_cancel(&id));
             }
+            if self.webrtc {
+                let id = self.event_id();
+                self.outbox
+                    .push_back(events::output_audio_buffer_clear(&id));
+            }
+        }
+        if self.webrtc {
+            // The server truncates what it did not play; our own buffer was flushed.
+            return;
         }
         let Some((item_id, heard_ms)) = heard else {
             return;
@@ -447,7 +547,18 @@ impl RealtimeSession {
     }
 
     pub(crate) fn is_idle(&self) -> bool {
-        self.active.is_none() && !self.create_pending
+        self.active.is_none() && !self.create_pending && !self.output_playing
+    }
+
+    /// Whether the session has accepted its configuration.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// The connection is gone: nothing queued for it goes out.
+    pub(crate) fn disconnected(&mut self) {
+        self.state = State::Idle;
+        self.outbox.clear();
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<String> {
@@ -501,7 +612,7 @@ mod tests {
         let mut config = CallConfig::new("sk-test");
         config.openai.base_url = "http://127.0.0.1:9000/v1/".to_owned();
         let mut session = RealtimeSession::new(&config);
-        let request = session.connect(ModelAudio::Pcmu, String::new());
+        let request = session.begin_websocket(ModelAudio::Pcmu);
         assert_eq!(
             request.url,
             "ws://127.0.0.1:9000/v1/realtime?model=gpt-realtime-2.1"

@@ -1,3 +1,4 @@
 //! The WebRTC transport to OpenAI: one `str0m::Rtc` per call, wrapped so no str0m type leaks.
 
+pub(crate) mod media;
 pub(crate) mod rtc;

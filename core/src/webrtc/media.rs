@@ -1,0 +1,189 @@
+//! Audio between the phone leg and the WebRTC leg.
+//!
+//! When both sides speak the same G.711 law the bytes pass straight through. Otherwise the
+//! caller's audio is decoded to PCM at the phone's rate and encoded as Opus at that same rate
+//! (Opus takes 8, 16 and 24 kHz as they are), so only a G.711 answer on an L16 phone leg at
+//! another rate needs the resampler.
+
+use crate::audio::opus::{OpusDecoder, OpusEncoder, OpusError};
+use crate::audio::resample::Resampler;
+use crate::audio::{ByteOrder, PhoneCodec, g711, l16};
+use crate::webrtc::rtc::RtpCodec;
+
+/// The media converters of one WebRTC call.
+#[derive(Debug)]
+pub(crate) struct RtcMedia {
+    phone: PhoneCodec,
+    order: ByteOrder,
+    codec: RtpCodec,
+    passthrough: bool,
+    encoder: Option<OpusEncoder>,
+    decoder: Option<OpusDecoder>,
+    /// G.711 at 8 kHz on an L16 phone leg at another rate.
+    up: Option<Resampler>,
+    down: Option<Resampler>,
+    /// Caller bytes not yet a whole 20 ms frame.
+    pending: Vec<u8>,
+    samples: Vec<i16>,
+    resampled: Vec<i16>,
+}
+
+impl RtcMedia {
+    pub(crate) fn new(
+        phone: PhoneCodec,
+        order: ByteOrder,
+        codec: RtpCodec,
+    ) -> Result<Self, OpusError> {
+        let passthrough = matches!(
+            (phone, codec),
+            (PhoneCodec::Pcmu, RtpCodec::Pcmu) | (PhoneCodec::Pcma, RtpCodec::Pcma)
+        );
+        let rate = phone.sample_rate();
+        let (encoder, decoder) = match codec {
+            RtpCodec::Opus => (Some(OpusEncoder::new(rate)?), Some(OpusDecoder::new(rate)?)),
+            RtpCodec::Pcmu | RtpCodec::Pcma => (None, None),
+        };
+        let g711_needs_resampling = codec != RtpCodec::Opus && rate != 8000;
+        let (up, down) = if g711_needs_resampling {
+            let err = |_| OpusError(format!("cannot resample 8000 Hz to {rate} Hz"));
+            (
+                Some(Resampler::new(8000, rate).map_err(err)?),
+                Some(Resampler::new(rate, 8000).map_err(err)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(RtcMedia {
+            phone,
+            order,
+            codec,
+            passthrough,
+            encoder,
+            decoder,
+            up,
+            down,
+            pending: Vec::new(),
+            samples: Vec::new(),
+            resampled: Vec::new(),
+        })
+    }
+
+    /// The RTP codec in use.
+    pub(crate) fn codec(&self) -> RtpCodec {
+        self.codec
+    }
+
+    /// Caller audio (phone codec, any length) into whole 20 ms RTP payloads.
+    pub(crate) fn encode_caller(&mut self, payload: &[u8], packets: &mut Vec<Vec<u8>>) {
+        let frame = self.phone.frame_bytes();
+        self.pending.extend_from_slice(payload);
+        let mut offset = 0;
+        while self.pending.len() - offset >= frame {
+            let chunk = self.pending[offset..offset + frame].to_vec();
+            offset += frame;
+            if let Some(packet) = self.encode_frame(&chunk) {
+                packets.push(packet);
+            }
+        }
+        self.pending.drain(..offset);
+    }
+
+    fn encode_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        if self.passthrough {
+            return Some(frame.to_vec());
+        }
+        self.samples.clear();
+        phone_to_samples(self.phone, self.order, frame, &mut self.samples);
+        let mut packet = Vec::new();
+        match self.codec {
+            RtpCodec::Opus => {
+                let encoder = self.encoder.as_mut()?;
+                encoder.encode(&self.samples, &mut packet).ok()?;
+            }
+            RtpCodec::Pcmu | RtpCodec::Pcma => {
+                let samples = match self.down.as_mut() {
+                    Some(down) => {
+                        self.resampled.clear();
+                        down.process(&self.samples, &mut self.resampled);
+                        &self.resampled
+                    }
+                    None => &self.samples,
+                };
+                if self.codec == RtpCodec::Pcmu {
+                    g711::ulaw_encode_slice(samples, &mut packet);
+                } else {
+                    g711::alaw_encode_slice(samples, &mut packet);
+                }
+            }
+        }
+        Some(packet)
+    }
+
+    /// One RTP payload from OpenAI into phone-codec bytes appended to `out`; `lost_before`
+    /// frames are concealed first. A payload that does not decode is concealed too.
+    pub(crate) fn decode_model(&mut self, payload: &[u8], lost_before: u32, out: &mut Vec<u8>) {
+        if self.passthrough {
+            // G.711 has no concealment: a lost frame is a short silence.
+            for _ in 0..lost_before.min(5) {
+                out.extend(std::iter::repeat_n(
+                    self.phone.silence_byte(),
+                    self.phone.frame_bytes(),
+                ));
+            }
+            out.extend_from_slice(payload);
+            return;
+        }
+        self.samples.clear();
+        match self.codec {
+            RtpCodec::Opus => {
+                if let Some(decoder) = self.decoder.as_mut() {
+                    for i in 0..lost_before.min(5) {
+                        // The packet after the gap carries the last lost frame's FEC.
+                        let next = (i + 1 == lost_before.min(5)).then_some(payload);
+                        let _ = decoder.conceal(next, &mut self.samples);
+                    }
+                    if decoder.decode(payload, &mut self.samples).is_err() {
+                        let _ = decoder.conceal(None, &mut self.samples);
+                    }
+                }
+            }
+            RtpCodec::Pcmu | RtpCodec::Pcma => {
+                let mut g711_samples = Vec::with_capacity(payload.len());
+                if self.codec == RtpCodec::Pcmu {
+                    g711::ulaw_decode_slice(payload, &mut g711_samples);
+                } else {
+                    g711::alaw_decode_slice(payload, &mut g711_samples);
+                }
+                match self.up.as_mut() {
+                    Some(up) => up.process(&g711_samples, &mut self.samples),
+                    None => self.samples.extend_from_slice(&g711_samples),
+                }
+            }
+        }
+        samples_to_phone(self.phone, self.order, &self.samples, out);
+    }
+
+    /// Milliseconds of phone audio in `bytes`.
+    pub(crate) fn phone_ms(&self, bytes: usize) -> u32 {
+        (bytes / self.phone.bytes_per_ms().max(1)) as u32
+    }
+}
+
+fn phone_to_samples(phone: PhoneCodec, order: ByteOrder, frame: &[u8], out: &mut Vec<i16>) {
+    match phone {
+        PhoneCodec::Pcmu => g711::ulaw_decode_slice(frame, out),
+        PhoneCodec::Pcma => g711::alaw_decode_slice(frame, out),
+        PhoneCodec::L16 { .. } => {
+            // Whole frames are even in length; the phone leg refused odd payloads already.
+            let _ = l16::decode(frame, order, out);
+        }
+    }
+}
+
+fn samples_to_phone(phone: PhoneCodec, order: ByteOrder, samples: &[i16], out: &mut Vec<u8>) {
+    match phone {
+        PhoneCodec::Pcmu => g711::ulaw_encode_slice(samples, out),
+        PhoneCodec::Pcma => g711::alaw_encode_slice(samples, out),
+        PhoneCodec::L16 { .. } => l16::encode(samples, order, out),
+    }
+}
