@@ -687,17 +687,17 @@ impl Call {
             self.play_due(now);
             return;
         }
-        self.to_caller(item_id, audio);
+        self.send_to_caller(item_id, audio);
     }
 
     /// Sends the paced frames that are due.
     fn play_due(&mut self, now: Instant) {
         while let Some((item, frame)) = self.playout.as_mut().and_then(|p| p.pop_due(now)) {
-            self.to_caller(&item, &frame);
+            self.send_to_caller(&item, &frame);
         }
     }
 
-    fn to_caller(&mut self, item_id: &str, audio: &[u8]) {
+    fn send_to_caller(&mut self, item_id: &str, audio: &[u8]) {
         let sent = self.phone.play(item_id, audio);
         self.stats.ms_to_caller += u64::from(sent);
         if sent > 0 && !self.first_audio_sent {

@@ -11,8 +11,8 @@
 //!
 //! 1. reads its clock once (`now`);
 //! 2. feeds exactly one input: [`Call::handle_ws_message`], [`Call::handle_ws_opened`],
-//!    [`Call::handle_ws_closed`], [`Call::handle_http_response`], [`Call::handle_tool_result`],
-//!    [`Call::handle_timeout`] or the command [`Call::hang_up`];
+//!    [`Call::handle_ws_closed`], [`Call::handle_udp`], [`Call::handle_http_response`],
+//!    [`Call::handle_tool_result`], [`Call::handle_timeout`] or the command [`Call::hang_up`];
 //! 3. drains [`Call::poll_output`] until it returns `None`, carrying out each [`Output`]
 //!    (send or close a WebSocket message, connect to OpenAI, make an HTTP request, run a tool,
 //!    record an event);
@@ -34,6 +34,7 @@
 //!             Output::Connect(request) => { /* open the OpenAI WebSocket */ }
 //!             Output::Http { id, request } => { /* perform it, then handle_http_response */ }
 //!             Output::ToolCall(call) => { /* run it, then handle_tool_result */ }
+//!             Output::Transmit(datagram) => { /* send it from datagram.source */ }
 //!             Output::Event(event) => { /* log, metrics, call record */ }
 //!         }
 //!     }

@@ -5,7 +5,37 @@ use std::time::Duration;
 pub use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
 pub use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance, WireShape};
 pub use barbara_core::sim::fake_realtime::{RealtimeScript, ScriptedResponse};
-pub use barbara_core::{EndReason, Event, Role, ToolAction, ToolSpec};
+pub use barbara_core::sim::fake_webrtc::WebRtcFakeMode;
+pub use barbara_core::sim::net::NetParams;
+pub use barbara_core::{EndReason, Event, Role, ToolAction, ToolSpec, TransportChoice};
+
+/// The same call, carried over WebRTC first (the product's default).
+pub fn over_webrtc(mut config: SimConfig) -> SimConfig {
+    config.call.transport = TransportChoice::Auto;
+    config
+}
+
+/// The transport the call was ready on, each time it became ready.
+pub fn transports(sim: &Sim) -> Vec<&'static str> {
+    sim.all(|e| matches!(e, Event::ModelReady { .. }))
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::ModelReady { transport } => Some(*transport),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fallbacks with their reasons.
+pub fn fallbacks(sim: &Sim) -> Vec<(std::time::Duration, String)> {
+    sim.all(|e| matches!(e, Event::Fallback { .. }))
+        .into_iter()
+        .filter_map(|(t, e)| match e {
+            Event::Fallback { reason, .. } => Some((t, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
 
 /// Milliseconds.
 pub fn ms(n: u64) -> Duration {

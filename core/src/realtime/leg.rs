@@ -18,7 +18,7 @@ use crate::output::{HttpResponse, TransportFailure};
 use crate::realtime::calls;
 use crate::realtime::session::RealtimeSession;
 use crate::webrtc::media::RtcMedia;
-use crate::webrtc::rtc::{RtcEvent, RtcLeg};
+use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "realtime/webrtc";
@@ -232,7 +232,12 @@ impl RealtimeLeg {
         };
         *creating = false;
         *call_id = created.call_id;
-        let codec = match rtc.accept_answer(now, &created.answer) {
+        let prefer = match phone {
+            PhoneCodec::Pcmu => Some(RtpCodec::Pcmu),
+            PhoneCodec::Pcma => Some(RtpCodec::Pcma),
+            PhoneCodec::L16 { .. } => None,
+        };
+        let codec = match rtc.accept_answer(now, &created.answer, prefer) {
             Ok(codec) => codec,
             Err(e) => return self.fail(now, e.to_string()),
         };
@@ -323,13 +328,13 @@ impl RealtimeLeg {
                     self.flush_session(now);
                 }
                 RtcEvent::Audio {
+                    codec,
                     payload,
                     lost_before,
-                    ..
                 } => {
                     if let Some(media) = media.as_mut() {
                         self.scratch.clear();
-                        media.decode_model(&payload, lost_before, &mut self.scratch);
+                        media.decode_model(codec, &payload, lost_before, &mut self.scratch);
                         if !self.scratch.is_empty() {
                             self.events.push_back(ModelEvent::Audio {
                                 item_id: "webrtc".to_owned(),
@@ -379,7 +384,15 @@ impl RealtimeLeg {
                         }
                     }
                 }
-                other => self.events.push_back(other),
+                other @ (ModelEvent::AudioDone { .. }
+                | ModelEvent::CallerSpeechStarted
+                | ModelEvent::ToolCall { .. }
+                | ModelEvent::Transcript { .. }
+                | ModelEvent::Usage { .. }
+                | ModelEvent::Error { .. }
+                | ModelEvent::Fallback { .. }
+                | ModelEvent::Closed
+                | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }
         }
         while let Some(text) = self.session.poll_transmit() {

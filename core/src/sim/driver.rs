@@ -11,12 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::call::{Call, WsMessage};
 use crate::config::CallConfig;
+use crate::config::TransportChoice;
+use crate::output::Transmit;
 use crate::output::{
     ConnectRequest, Event, HttpRequest, HttpResponse, Leg, Output, RequestId, ToolAction, ToolCall,
     ToolCallId, ToolResult, TransportFailure,
 };
 use crate::sim::fake_caller::{CallerOutput, CallerReport, CallerScript, FakeCaller};
 use crate::sim::fake_realtime::{FakeRealtime, FakeServerOutput, RealtimeReport, RealtimeScript};
+use crate::sim::fake_webrtc::{FakeRealtimeWebRtc, WebRtcFakeMode, WebRtcReport};
+use crate::sim::net::{NetParams, SimNet};
 
 /// How a scripted tool answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,14 +80,30 @@ pub struct SimConfig {
     /// Clock jumps seen by the call only: from the given sim time on, the call's clock is
     /// shifted by the given milliseconds (negative: backwards).
     pub call_clock_jumps: Vec<(Duration, i64)>,
+    /// How the fake OpenAI WebRTC peer behaves.
+    pub webrtc: WebRtcFakeMode,
+    /// The UDP path between the bridge and OpenAI, both ways.
+    pub net: NetParams,
+    /// The UDP path drops everything from this time, until the second (or for good).
+    pub partition: Option<(Duration, Option<Duration>)>,
+}
+
+fn bridge_udp() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))
+}
+
+fn openai_udp() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 2], 3_478))
 }
 
 impl SimConfig {
-    /// A call with default scripts and realistic latencies.
+    /// A call over the WebSocket transport with default scripts and realistic latencies.
     pub fn new(seed: u64) -> Self {
+        let mut call = CallConfig::new("sk-sim-key");
+        call.transport = TransportChoice::WebSocket;
         SimConfig {
             seed,
-            call: CallConfig::new("sk-sim-key"),
+            call,
             caller: CallerScript::default(),
             openai: RealtimeScript::default(),
             tools: Vec::new(),
@@ -92,6 +112,9 @@ impl SimConfig {
             connect_latency: Duration::from_millis(90),
             http_latency: Duration::from_millis(80),
             call_clock_jumps: Vec::new(),
+            webrtc: WebRtcFakeMode::default(),
+            net: NetParams::default(),
+            partition: None,
         }
     }
 }
@@ -122,6 +145,9 @@ pub struct Sim {
     caller: FakeCaller,
     openai: FakeRealtime,
     openai_connected: bool,
+    openai_rtc: FakeRealtimeWebRtc,
+    to_openai: SimNet<Transmit>,
+    to_bridge: SimNet<Transmit>,
     queue: BTreeMap<(Instant, u64), Delivery>,
     seq: u64,
     trace: Vec<(Duration, Event)>,
@@ -148,7 +174,14 @@ impl Sim {
     ///
     /// # Panics
     /// When the call configuration is invalid (a test bug).
-    pub fn new(config: SimConfig) -> Sim {
+    pub fn new(mut config: SimConfig) -> Sim {
+        // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
+        fastrand::seed(config.seed);
+        if config.call.transport != TransportChoice::WebSocket
+            && config.call.webrtc.local_addrs.is_empty()
+        {
+            config.call.webrtc.local_addrs = vec![bridge_udp()];
+        }
         // Only an origin: every time in the simulation is this plus a virtual offset.
         #[allow(clippy::disallowed_methods)]
         let base = Instant::now();
@@ -164,6 +197,16 @@ impl Sim {
         let caller = FakeCaller::new(config.caller.clone(), base);
         let mut openai = FakeRealtime::new(config.openai.clone());
         openai.set_origin(base);
+        let mut openai_rtc =
+            FakeRealtimeWebRtc::new(config.openai.clone(), config.webrtc.clone(), openai_udp());
+        openai_rtc.set_origin(base);
+        let mut to_openai = SimNet::new(config.seed ^ 0x5eed_0001, config.net);
+        let mut to_bridge = SimNet::new(config.seed ^ 0x5eed_0002, config.net);
+        if let Some((from, until)) = config.partition {
+            for net in [&mut to_openai, &mut to_bridge] {
+                net.partition(base + from, until.map(|u| base + u));
+            }
+        }
         let mut sim = Sim {
             config,
             base,
@@ -172,6 +215,9 @@ impl Sim {
             caller,
             openai,
             openai_connected: false,
+            openai_rtc,
+            to_openai,
+            to_bridge,
             queue: BTreeMap::new(),
             seq: 0,
             trace: Vec::new(),
@@ -214,6 +260,17 @@ impl Sim {
     /// What the fake OpenAI received and did.
     pub fn openai(&self) -> &RealtimeReport {
         self.openai.report()
+    }
+
+    /// What the fake OpenAI WebRTC peer saw and did.
+    pub fn openai_webrtc(&self) -> WebRtcReport {
+        self.openai_rtc.report()
+    }
+
+    /// Changes the UDP path, both ways, from now on.
+    pub fn set_net(&mut self, params: NetParams) {
+        self.to_openai.set_params(params);
+        self.to_bridge.set_params(params);
     }
 
     /// The call under test.
@@ -300,6 +357,8 @@ impl Sim {
     /// Takes one step: the earliest delivery or timer. Returns false when nothing is left.
     pub fn step(&mut self) -> bool {
         let delivery_at = self.queue.keys().next().map(|(at, _)| *at);
+        let up_at = self.to_openai.next_delivery();
+        let down_at = self.to_bridge.next_delivery();
         let call_at = self.call.poll_timeout().map(|t| self.call_to_sim(t));
         let caller_at = self.caller.poll_timeout();
         let openai_at = if self.openai_connected {
@@ -307,17 +366,37 @@ impl Sim {
         } else {
             None
         };
-        let Some(next) = [delivery_at, call_at, caller_at, openai_at]
-            .into_iter()
-            .flatten()
-            .min()
-        else {
+        let rtc_at = self.openai_rtc.poll_timeout();
+        let Some(next) = [
+            delivery_at,
+            up_at,
+            down_at,
+            call_at,
+            caller_at,
+            openai_at,
+            rtc_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min() else {
             return false;
         };
         self.advance(next);
         if delivery_at == Some(next) {
             if let Some((_, delivery)) = self.queue.pop_first() {
                 self.deliver(delivery);
+            }
+        } else if up_at == Some(next) {
+            if let Some(t) = self.to_openai.poll_delivery(self.now) {
+                self.openai_rtc
+                    .handle_udp(self.now, t.source, t.destination, &t.contents);
+            }
+        } else if down_at == Some(next) {
+            if let Some(t) = self.to_bridge.poll_delivery(self.now) {
+                let call_now = self.sim_to_call(self.now);
+                self.call
+                    .handle_udp(call_now, t.source, t.destination, &t.contents);
+                self.drain_call();
             }
         } else if call_at == Some(next) {
             let call_now = self.sim_to_call(self.now);
@@ -334,8 +413,10 @@ impl Sim {
             }
         } else if caller_at == Some(next) {
             self.caller.handle_timeout(self.now);
-        } else {
+        } else if openai_at == Some(next) {
             self.openai.handle_timeout(self.now);
+        } else {
+            self.openai_rtc.handle_timeout(self.now);
         }
         self.drain_peers();
         self.check_invariants();
@@ -507,7 +588,7 @@ impl Sim {
                 }
             }
             Output::ToolCall(call) => self.tool_call(call),
-            Output::Transmit(_) => {}
+            Output::Transmit(transmit) => self.to_openai.send(self.now, transmit),
             Output::Event(event) => {
                 if matches!(event, Event::CallEnded { .. }) {
                     self.ended_at = Some(at);
@@ -519,12 +600,27 @@ impl Sim {
 
     /// Tool webhooks live at `http://tools.sim/{name}` and answer as scripted; every other
     /// request (SignalWire's REST API) answers 200.
-    fn http_answer(&self, request: &HttpRequest) -> Option<(Duration, HttpResponse)> {
+    fn http_answer(&mut self, request: &HttpRequest) -> Option<(Duration, HttpResponse)> {
         let ok = |body: Vec<u8>| HttpResponse {
             status: 200,
             headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
             body,
         };
+        if request.url.starts_with(&self.config.call.openai.base_url) {
+            let (status, headers, body) = self.openai_rtc.handle_http(
+                self.now,
+                request.method,
+                &request.url,
+                &request.headers,
+                &request.body,
+            );
+            let response = HttpResponse {
+                status,
+                headers,
+                body,
+            };
+            return Some((self.config.http_latency, response));
+        }
         let Some(name) = request.url.strip_prefix(TOOL_WEBHOOK_BASE) else {
             return Some((self.config.http_latency, ok(b"{}".to_vec())));
         };
@@ -698,6 +794,16 @@ impl Sim {
     }
 
     fn drain_peers(&mut self) {
+        while let Some((source, destination, contents)) = self.openai_rtc.poll_transmit() {
+            self.to_bridge.send(
+                self.now,
+                Transmit {
+                    source,
+                    destination,
+                    contents,
+                },
+            );
+        }
         while let Some(out) = self.caller.poll_output() {
             match out {
                 CallerOutput::Text(text) => {

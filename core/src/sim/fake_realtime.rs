@@ -8,6 +8,28 @@
 //!
 //! Time comes only from the `now` arguments. Ids are counters, so the same inputs at the same
 //! instants always give the same outputs. One instance serves one WebSocket connection.
+//!
+//! # WebRTC mode
+//!
+//! [`FakeRealtime::new_webrtc`] makes the same brain serve one WebRTC call instead (the peer
+//! connection itself lives in [`crate::sim::fake_webrtc`]). The differences, as documented for
+//! GA WebRTC sessions:
+//! - The session comes with the call creation, is validated like a `session.update`'s, and
+//!   `session.created` is the first event once the data channel opens
+//!   ([`handle_channel_open`](FakeRealtime::handle_channel_open)); nothing goes out before.
+//! - Caller audio arrives decoded from RTP through
+//!   [`handle_input_samples`](FakeRealtime::handle_input_samples) and feeds the same VAD;
+//!   `input_audio_buffer.append` is a violation.
+//! - Model audio is not sent as `response.output_audio.delta`. The response generates it into
+//!   an output audio buffer (as fast as [`RealtimeScript::chunk_interval`] says) and the buffer
+//!   plays out in real time: one 20 ms frame per 20 ms, pulled with
+//!   [`poll_audio_frame`](FakeRealtime::poll_audio_frame). `output_audio_buffer.started` goes out
+//!   with a response's first frame, `output_audio_buffer.stopped` one frame after its last (so
+//!   after `response.done`), and `output_audio_buffer.cleared` when server VAD barge-in
+//!   (`interrupt_response`) or a client `output_audio_buffer.clear` empties the buffer. A clear
+//!   shortens the item's audio to what was played; audio a still-running response generates
+//!   after a client clear is dropped. `response.cancel` alone stops generation but lets what is
+//!   buffered play out.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -196,6 +218,8 @@ pub struct ResponseRecord {
     pub audio_ms_sent: u32,
     /// The assistant message item, if the response had audio.
     pub item_id: Option<String>,
+    /// WebRTC mode: audio played out as 20 ms frames, in milliseconds.
+    pub audio_ms_played: u32,
     /// `call_id`s of the function calls it issued.
     pub tool_call_ids: Vec<String>,
     /// When `response.created` went out.
@@ -239,6 +263,59 @@ pub struct RealtimeReport {
     pub violations: Vec<String>,
     /// The client closed the socket.
     pub closed_by_client: bool,
+    /// WebRTC mode: every `output_audio_buffer.*` event sent, in order.
+    pub output_buffer: Vec<OutputBufferRecord>,
+    /// WebRTC mode: milliseconds of model audio played out (all responses).
+    pub audio_played_ms: u64,
+    /// WebRTC mode: frames dropped because nobody pulled them (the frame queue is bounded).
+    pub audio_frames_dropped: u64,
+}
+
+/// An `output_audio_buffer.*` event of WebRTC mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferEvent {
+    /// A response's first frame played (`output_audio_buffer.started`).
+    Started,
+    /// A response's audio played to its end (`output_audio_buffer.stopped`).
+    Stopped,
+    /// Server VAD barge-in emptied the buffer (`output_audio_buffer.cleared`).
+    ClearedByVad,
+    /// The client's `output_audio_buffer.clear` emptied it (`output_audio_buffer.cleared`).
+    ClearedByClient,
+}
+
+/// One `output_audio_buffer.*` event the fake sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputBufferRecord {
+    /// Since connect (or the origin).
+    pub at: Duration,
+    /// Which event.
+    pub event: BufferEvent,
+    /// The `response_id` it carried.
+    pub response_id: Option<String>,
+    /// Audio of that response played so far, in milliseconds.
+    pub played_ms: u32,
+}
+
+/// One 20 ms frame of model audio in WebRTC mode, due to go out as RTP at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFrame {
+    /// When the frame plays out (a multiple of 20 ms after its response's first frame).
+    pub at: Instant,
+    /// Exactly 20 ms of mono samples at [`FakeRealtime::output_rate_hz`]; a response's last
+    /// frame is padded with silence.
+    pub samples: Vec<i16>,
+}
+
+/// Why a WebRTC call's `session` was refused: the fields of the `error` JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRefusal {
+    /// `error.code`.
+    pub code: String,
+    /// `error.param`.
+    pub param: Option<String>,
+    /// `error.message`.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,7 +409,12 @@ enum Conn {
 #[derive(Debug)]
 enum TimerKind {
     ResponseStep,
-    Transcript { item_id: String, transcript: String },
+    /// WebRTC mode: the next 20 ms output frame.
+    Playout,
+    Transcript {
+        item_id: String,
+        transcript: String,
+    },
     InjectError(usize),
     DropSocket,
     Expire,
@@ -359,6 +441,39 @@ struct Active {
     transcript_sent: String,
     output: Vec<Value>,
 }
+
+/// WebRTC mode: one response's audio in the output audio buffer.
+#[derive(Debug)]
+struct Segment {
+    response_id: String,
+    record: usize,
+    item_id: Option<String>,
+    /// Samples generated and not played yet.
+    queued: u64,
+    /// Samples played.
+    played: u64,
+    started: bool,
+}
+
+/// WebRTC mode state: the channel gate and the output audio buffer.
+#[derive(Debug)]
+struct WebRtcMode {
+    output_rate: u32,
+    channel_open: bool,
+    segments: VecDeque<Segment>,
+    /// The pending `Playout` timer, if any.
+    tick_at: Option<Instant>,
+    frames: VecDeque<AudioFrame>,
+    /// Position in the assistant's `speech_like` signal.
+    pos: u64,
+    /// A response whose further audio is dropped (after a client clear).
+    discard: Option<String>,
+    /// Sample rate of the VAD window being filled.
+    window_rate: u32,
+}
+
+/// Frames kept for [`FakeRealtime::poll_audio_frame`]: 5 s.
+const MAX_QUEUED_FRAMES: usize = 250;
 
 /// An `invalid_request_error` answering one client event.
 struct Refusal {
@@ -428,6 +543,8 @@ pub struct FakeRealtime {
     calls: BTreeMap<String, bool>,
     items: BTreeMap<String, Value>,
     last_item_id: Option<String>,
+    /// `Some` in WebRTC mode.
+    webrtc: Option<WebRtcMode>,
 }
 
 impl FakeRealtime {
@@ -468,6 +585,7 @@ impl FakeRealtime {
             calls: BTreeMap::new(),
             items: BTreeMap::new(),
             last_item_id: None,
+            webrtc: None,
         }
     }
 
@@ -547,6 +665,145 @@ impl FakeRealtime {
         Ok(())
     }
 
+    /// A brain for one WebRTC call created at `now` with the call creation's `session` part (the
+    /// shape of `session.update`'s `session`; `Value::Null` when the request had none). Model
+    /// audio comes out as 20 ms frames at `output_rate_hz` (8000 to 48000; 24000 when outside).
+    ///
+    /// `session.created` is queued now and goes out first once the data channel opens.
+    ///
+    /// # Errors
+    /// The `error` fields of a 400 answer when the session is invalid (unknown or beta fields,
+    /// a wrong `type`, bad formats, VAD or tools), exactly as `session.update` would refuse it.
+    pub fn new_webrtc(
+        now: Instant,
+        script: RealtimeScript,
+        session: &Value,
+        output_rate_hz: u32,
+    ) -> Result<Self, SessionRefusal> {
+        let mut fake = Self::new(script);
+        let output_rate =
+            if (8000..=48000).contains(&output_rate_hz) && output_rate_hz.is_multiple_of(50) {
+                output_rate_hz
+            } else {
+                24000
+            };
+        fake.webrtc = Some(WebRtcMode {
+            output_rate,
+            channel_open: false,
+            segments: VecDeque::new(),
+            tick_at: None,
+            frames: VecDeque::new(),
+            pos: 0,
+            discard: None,
+            window_rate: 0,
+        });
+        fake.model = session
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or("gpt-realtime")
+            .to_owned();
+        fake.session = default_session(&fake.model);
+        if !session.is_null() {
+            let refusal = |r: Refusal| SessionRefusal {
+                code: r.code.to_owned(),
+                param: r.param,
+                message: r.message,
+            };
+            let Some(update) = session.as_object() else {
+                let msg = "Invalid type for 'session': expected an object.";
+                return Err(refusal(Refusal::bug("invalid_type", "session", msg)));
+            };
+            let (merged, config) = fake.check_session(update).map_err(refusal)?;
+            fake.apply_session(merged, config);
+        }
+        fake.conn = Conn::Open;
+        fake.connected_at = Some(now);
+        fake.last_now = Some(now);
+        let created = fake.session.clone();
+        fake.send("session.created", json!({ "session": created }));
+        fake.schedule(now, fake.script.session_max, TimerKind::Expire);
+        if let Some(at) = fake.script.drop_socket_at {
+            fake.schedule(now, at, TimerKind::DropSocket);
+        }
+        for (i, (at, _, _)) in fake.script.inject_errors.clone().into_iter().enumerate() {
+            fake.schedule(now, at, TimerKind::InjectError(i));
+        }
+        Ok(fake)
+    }
+
+    /// WebRTC mode: the data channel opened; queued server events (`session.created` first)
+    /// become available from [`poll_output`](Self::poll_output). No-op in WebSocket mode.
+    pub fn handle_channel_open(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        if let Some(w) = &mut self.webrtc {
+            w.channel_open = true;
+        }
+        self.run_due(now);
+    }
+
+    /// WebRTC mode: caller audio decoded from RTP, mono at `rate_hz`. It counts as input audio
+    /// (2 bytes a sample in [`RealtimeReport::input_audio_bytes`]) and feeds server VAD in 20 ms
+    /// windows. Ignored with a violation in WebSocket mode, silently for a rate of 0.
+    pub fn handle_input_samples(&mut self, now: Instant, samples: &[i16], rate_hz: u32) {
+        let now = self.clamp(now);
+        if self.webrtc.is_none() {
+            self.violate("handle_input_samples outside WebRTC mode".into());
+            return;
+        }
+        self.run_due(now);
+        if self.conn != Conn::Open || rate_hz < 1000 || samples.is_empty() {
+            return;
+        }
+        let ms = samples.len() as f64 * 1000.0 / f64::from(rate_hz);
+        self.report.input_audio_bytes += 2 * samples.len() as u64;
+        self.report.input_audio_ms += ms;
+        self.uncommitted_ms += ms;
+        if self.script.record_input_audio {
+            let bytes = samples.iter().flat_map(|s| s.to_le_bytes());
+            self.report.input_audio.extend(bytes);
+        }
+        if self.vad.is_none() {
+            return;
+        }
+        let window_len = (rate_hz * VAD_WINDOW_MS / 1000) as usize;
+        if let Some(w) = &mut self.webrtc
+            && w.window_rate != rate_hz
+        {
+            w.window_rate = rate_hz;
+            self.window.clear();
+        }
+        for &sample in samples {
+            self.window.push(sample);
+            if self.window.len() >= window_len {
+                self.vad_window(now);
+                self.window.clear();
+            }
+        }
+    }
+
+    /// WebRTC mode: the next played-out 20 ms frame of model audio, in time order; `None` when
+    /// none is waiting (always in WebSocket mode). Frames appear at [`handle_timeout`]
+    /// (Self::handle_timeout) as they fall due; at most 5 s of them wait, older ones are dropped.
+    #[must_use]
+    pub fn poll_audio_frame(&mut self) -> Option<AudioFrame> {
+        self.webrtc.as_mut()?.frames.pop_front()
+    }
+
+    /// WebRTC mode: the sample rate of [`poll_audio_frame`](Self::poll_audio_frame)'s frames.
+    pub fn output_rate_hz(&self) -> Option<u32> {
+        self.webrtc.as_ref().map(|w| w.output_rate)
+    }
+
+    /// Whether this fake serves a WebRTC call ([`new_webrtc`](Self::new_webrtc)).
+    pub fn is_webrtc(&self) -> bool {
+        self.webrtc.is_some()
+    }
+
+    /// Whether the session is still open (not closed by either side or expired).
+    pub fn is_open(&self) -> bool {
+        self.conn == Conn::Open
+    }
+
     /// One text frame from the client: a JSON client event.
     ///
     /// Scheduled sends due at or before `now` go out first, so outputs stay in time order.
@@ -581,6 +838,7 @@ impl FakeRealtime {
         self.timers.clear();
         self.out.clear();
         self.active = None;
+        self.stop_playout();
     }
 
     /// Sends whatever is scheduled at or before `now`; earlier than the deadline it does nothing.
@@ -598,9 +856,13 @@ impl FakeRealtime {
         self.timers.iter().map(|t| t.at).min()
     }
 
-    /// The next frame to deliver to the client, in order; `None` when drained.
+    /// The next frame to deliver to the client, in order; `None` when drained (and, in WebRTC
+    /// mode, until the data channel opened).
     #[must_use]
     pub fn poll_output(&mut self) -> Option<FakeServerOutput> {
+        if self.webrtc.as_ref().is_some_and(|w| !w.channel_open) {
+            return None;
+        }
         self.out.pop_front()
     }
 
@@ -662,6 +924,7 @@ impl FakeRealtime {
         let at = timer.at;
         match timer.kind {
             TimerKind::ResponseStep => self.response_step(at),
+            TimerKind::Playout => self.playout_tick(at),
             TimerKind::Transcript {
                 item_id,
                 transcript,
@@ -780,6 +1043,7 @@ impl FakeRealtime {
         self.conn = Conn::Closed;
         self.timers.clear();
         self.active = None;
+        self.stop_playout();
     }
 
     fn add_item(&mut self, item: Value) -> Option<String> {
@@ -804,6 +1068,11 @@ impl FakeRealtime {
         self.report.received_types.push(ty.to_owned());
         match ty {
             "session.update" => self.on_session_update(event),
+            "input_audio_buffer.append" if self.webrtc.is_some() => Err(Refusal::bug(
+                "invalid_value",
+                "type",
+                "input_audio_buffer.append is not supported for WebRTC sessions: audio comes over RTP.",
+            )),
             "input_audio_buffer.append" => self.on_append(now, event),
             "input_audio_buffer.commit" => self.on_commit(now),
             "input_audio_buffer.clear" => {
@@ -817,6 +1086,10 @@ impl FakeRealtime {
             "conversation.item.delete" => self.on_item_lookup(true, event),
             "response.create" => self.on_response_create(now, event),
             "response.cancel" => self.on_response_cancel(event),
+            "output_audio_buffer.clear" if self.webrtc.is_some() => {
+                self.on_output_clear(now);
+                Ok(())
+            }
             "output_audio_buffer.clear" => Err(Refusal::bug(
                 "invalid_value",
                 "type",
@@ -840,6 +1113,18 @@ impl FakeRealtime {
             let msg = "Invalid type for 'session': expected an object.";
             return Err(Refusal::bug("invalid_type", "session", msg));
         };
+        let (session, config) = self.check_session(update)?;
+        self.apply_session(session, config);
+        let session = self.session.clone();
+        self.send("session.updated", json!({ "session": session }));
+        Ok(())
+    }
+
+    /// Validates a `session` object against the current session; returns the merged session.
+    fn check_session(
+        &self,
+        update: &Map<String, Value>,
+    ) -> Result<(Value, SessionConfig), Refusal> {
         if let Some(param) = unknown_session_field(update) {
             let msg = format!("Unknown parameter: '{param}'.");
             return Err(Refusal::bug("unknown_parameter", &param, msg));
@@ -869,6 +1154,10 @@ impl FakeRealtime {
         let mut session = self.session.clone();
         merge_session(&mut session, update);
         let config = session_config(&session)?;
+        Ok((session, config))
+    }
+
+    fn apply_session(&mut self, session: Value, config: SessionConfig) {
         if config.input != self.input_format || config.vad.is_none() {
             self.reset_input();
         }
@@ -877,9 +1166,6 @@ impl FakeRealtime {
         self.output_format = config.output;
         self.vad = config.vad;
         self.transcription = config.transcription;
-        let session = self.session.clone();
-        self.send("session.updated", json!({ "session": session }));
-        Ok(())
     }
 
     // ---- input audio and VAD ----
@@ -996,6 +1282,9 @@ impl FakeRealtime {
         );
         if vad.interrupt_response && self.active.is_some() {
             self.cancel("turn_detected");
+        }
+        if vad.interrupt_response && self.webrtc.as_ref().is_some_and(|w| !w.segments.is_empty()) {
+            self.clear_playout(now, BufferEvent::ClearedByVad);
         }
     }
 
@@ -1311,6 +1600,7 @@ impl FakeRealtime {
             status: "in_progress".into(),
             audio_ms_sent: 0,
             item_id: None,
+            audio_ms_played: 0,
             tool_call_ids: Vec::new(),
             created_at: self.since(now),
             done_at: None,
@@ -1382,18 +1672,22 @@ impl FakeRealtime {
             && r.sent_ms < r.script.audio_ms
         {
             let ms = chunk_ms.min(r.script.audio_ms - r.sent_ms);
-            let rate = r.format.rate();
-            let mut samples = vec![0i16; (rate / 1000 * ms) as usize];
-            speech_like(rate, ASSISTANT_VOICE, r.samples, &mut samples);
-            r.samples += samples.len() as u64;
-            let delta = BASE64.encode(r.format.encode(&samples));
-            self.send(
-                "response.output_audio.delta",
-                json!({
-                    "response_id": r.id, "item_id": item_id, "output_index": 0, "content_index": 0,
-                    "delta": delta,
-                }),
-            );
+            if self.webrtc.is_some() {
+                self.queue_playout(at, &r, ms);
+            } else {
+                let rate = r.format.rate();
+                let mut samples = vec![0i16; (rate / 1000 * ms) as usize];
+                speech_like(rate, ASSISTANT_VOICE, r.samples, &mut samples);
+                r.samples += samples.len() as u64;
+                let delta = BASE64.encode(r.format.encode(&samples));
+                self.send(
+                    "response.output_audio.delta",
+                    json!({
+                        "response_id": r.id, "item_id": item_id, "output_index": 0,
+                        "content_index": 0, "delta": delta,
+                    }),
+                );
+            }
             r.sent_ms += ms;
             self.report.responses[r.record].audio_ms_sent = r.sent_ms;
             self.assistant_audio.insert(item_id.clone(), r.sent_ms);
@@ -1430,6 +1724,8 @@ impl FakeRealtime {
         self.report.responses[r.record].status = "completed".into();
         self.report.responses[r.record].done_at = self.last_now.map(|t| self.since(t));
         self.send_done(r, "completed", Value::Null);
+        // An underrun waits for audio that will not come: let the buffer finish.
+        self.kick_playout(at);
     }
 
     /// Closes the message item, if any: the full transcript when completed, the part sent when
@@ -1546,7 +1842,171 @@ impl FakeRealtime {
             "cancelled",
             json!({"type": "cancelled", "reason": reason}),
         );
+        if let Some(now) = self.last_now {
+            self.kick_playout(now);
+        }
     }
+
+    // ---- WebRTC output audio buffer ----
+
+    /// Adds `ms` of a response's freshly generated audio to the output buffer.
+    fn queue_playout(&mut self, at: Instant, r: &Active, ms: u32) {
+        let Some(w) = &mut self.webrtc else { return };
+        if w.discard.as_deref() == Some(r.id.as_str()) {
+            return;
+        }
+        let samples = u64::from(w.output_rate / 1000 * ms);
+        match w.segments.back_mut() {
+            Some(seg) if seg.response_id == r.id => seg.queued += samples,
+            _ => w.segments.push_back(Segment {
+                response_id: r.id.clone(),
+                record: r.record,
+                item_id: r.item_id.clone(),
+                queued: samples,
+                played: 0,
+                started: false,
+            }),
+        }
+        self.kick_playout(at);
+    }
+
+    /// Starts the 20 ms playout clock at `at` if audio waits and the clock is stopped.
+    fn kick_playout(&mut self, at: Instant) {
+        let Some(w) = &mut self.webrtc else { return };
+        if w.tick_at.is_some() || w.segments.is_empty() || self.conn != Conn::Open {
+            return;
+        }
+        w.tick_at = Some(at);
+        self.schedule(at, Duration::ZERO, TimerKind::Playout);
+    }
+
+    /// Plays one 20 ms frame at `at`, or ends finished responses' audio.
+    fn playout_tick(&mut self, at: Instant) {
+        let active = self.active.as_ref().map(|a| a.id.clone());
+        let Some(w) = &mut self.webrtc else { return };
+        w.tick_at = None;
+        let rate = w.output_rate;
+        let mut events = Vec::new();
+        let mut frame = None;
+        while let Some(seg) = w.segments.front_mut() {
+            if seg.queued == 0 {
+                if active.as_deref() == Some(seg.response_id.as_str()) {
+                    break; // underrun: the next chunk restarts the clock
+                }
+                let played = ms_of(seg.played, rate);
+                events.push((BufferEvent::Stopped, seg.response_id.clone(), played));
+                w.segments.pop_front();
+                continue;
+            }
+            if !seg.started {
+                seg.started = true;
+                events.push((BufferEvent::Started, seg.response_id.clone(), 0));
+            }
+            let frame_len = u64::from(rate * FRAME_MS / 1000);
+            let n = seg.queued.min(frame_len);
+            let mut samples = vec![0i16; frame_len as usize];
+            speech_like(rate, ASSISTANT_VOICE, w.pos, &mut samples[..n as usize]);
+            w.pos += n;
+            seg.queued -= n;
+            seg.played += n;
+            frame = Some((seg.record, seg.played, n, samples));
+            break;
+        }
+        for (event, response_id, played_ms) in events {
+            self.buffer_event(at, event, Some(response_id), played_ms);
+        }
+        let Some((record, played, n, samples)) = frame else {
+            return;
+        };
+        let Some(w) = &mut self.webrtc else { return };
+        if w.frames.len() >= MAX_QUEUED_FRAMES {
+            w.frames.pop_front();
+            self.report.audio_frames_dropped += 1;
+        }
+        w.frames.push_back(AudioFrame { at, samples });
+        w.tick_at = at.checked_add(FRAME);
+        self.report.audio_played_ms += u64::from(ms_of(n, rate));
+        if let Some(rec) = self.report.responses.get_mut(record) {
+            rec.audio_ms_played = ms_of(played, rate);
+        }
+        self.schedule(at, FRAME, TimerKind::Playout);
+    }
+
+    /// Sends one `output_audio_buffer.*` event and records it.
+    fn buffer_event(
+        &mut self,
+        now: Instant,
+        event: BufferEvent,
+        response_id: Option<String>,
+        played_ms: u32,
+    ) {
+        let ty = match event {
+            BufferEvent::Started => "output_audio_buffer.started",
+            BufferEvent::Stopped => "output_audio_buffer.stopped",
+            BufferEvent::ClearedByVad | BufferEvent::ClearedByClient => {
+                "output_audio_buffer.cleared"
+            }
+        };
+        self.send(ty, json!({ "response_id": response_id }));
+        let at = self.since(now);
+        self.report.output_buffer.push(OutputBufferRecord {
+            at,
+            event,
+            response_id,
+            played_ms,
+        });
+    }
+
+    /// Empties the output buffer: what was played is all the items' audio now.
+    fn clear_playout(&mut self, now: Instant, cause: BufferEvent) {
+        let active = self.active.as_ref().map(|a| a.id.clone());
+        let Some(w) = &mut self.webrtc else { return };
+        let rate = w.output_rate;
+        let segments: Vec<Segment> = w.segments.drain(..).collect();
+        // Frames already in `frames` were due at or before now: they have played.
+        w.tick_at = None;
+        // A client clear while the response still generates: drop the rest of its audio.
+        if active.is_some() {
+            w.discard.clone_from(&active);
+        }
+        self.timers
+            .retain(|t| !matches!(t.kind, TimerKind::Playout));
+        for seg in &segments {
+            if let Some(item_id) = &seg.item_id
+                && let Some(ms) = self.assistant_audio.get_mut(item_id)
+            {
+                *ms = (*ms).min(ms_of(seg.played, rate));
+            }
+        }
+        let (response_id, played) = match segments.first() {
+            Some(seg) => (Some(seg.response_id.clone()), ms_of(seg.played, rate)),
+            None => (active, 0),
+        };
+        self.buffer_event(now, cause, response_id, played);
+    }
+
+    fn on_output_clear(&mut self, now: Instant) {
+        self.clear_playout(now, BufferEvent::ClearedByClient);
+    }
+
+    /// Drops the buffer without events, when the session ends.
+    fn stop_playout(&mut self) {
+        if let Some(w) = &mut self.webrtc {
+            w.segments.clear();
+            w.frames.clear();
+            w.tick_at = None;
+        }
+    }
+}
+
+/// One output frame's length.
+const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
+/// Output frames are 20 ms.
+const FRAME_MS: u32 = 20;
+
+/// Milliseconds in `samples` at `rate`, saturating.
+fn ms_of(samples: u64, rate: u32) -> u32 {
+    u32::try_from(samples * 1000 / u64::from(rate.max(1))).unwrap_or(u32::MAX)
 }
 
 /// Checks a handshake URL and returns its model; the error is an HTTP status.
@@ -2462,6 +2922,102 @@ mod tests {
         h.send(json!({"type": "response.create"}));
         h.advance(Duration::from_secs(3));
         (h.log, h.fake.report().clone())
+    }
+
+    /// A WebRTC-mode brain with its channel open, on a virtual clock.
+    fn webrtc_brain(script: RealtimeScript) -> (FakeRealtime, Instant) {
+        let base = origin();
+        let session = json!({"type": "realtime", "instructions": "Be brief.",
+            "audio": {"input": {"turn_detection": {"type": "server_vad"}}}});
+        let mut fake = FakeRealtime::new_webrtc(base, script, &session, 8000).unwrap();
+        assert_eq!(fake.poll_output(), None, "nothing before the channel opens");
+        fake.handle_channel_open(base);
+        (fake, base)
+    }
+
+    fn texts(fake: &mut FakeRealtime) -> Vec<Value> {
+        std::iter::from_fn(|| fake.poll_output())
+            .filter_map(|o| match o {
+                FakeServerOutput::Text(t) => serde_json::from_str(&t).ok(),
+                FakeServerOutput::Close { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn webrtc_session_comes_from_the_call_and_is_validated() {
+        let (mut fake, _) = webrtc_brain(RealtimeScript::default());
+        let evs = texts(&mut fake);
+        assert_eq!(types(&evs), ["session.created"]);
+        assert_eq!(evs[0]["session"]["instructions"], "Be brief.");
+        assert_eq!(evs[0]["session"]["model"], "gpt-realtime");
+        assert!(fake.is_webrtc() && fake.is_open());
+        assert_eq!(fake.output_rate_hz(), Some(8000));
+        let beta = json!({"type": "realtime", "voice": "alloy"});
+        let err = FakeRealtime::new_webrtc(origin(), RealtimeScript::default(), &beta, 24000)
+            .unwrap_err();
+        assert_eq!(
+            (err.code.as_str(), err.param.as_deref()),
+            ("unknown_parameter", Some("session.voice"))
+        );
+        let err = FakeRealtime::new_webrtc(origin(), RealtimeScript::default(), &json!(5), 24000)
+            .unwrap_err();
+        assert_eq!(err.code, "invalid_type");
+    }
+
+    #[test]
+    fn webrtc_playout_is_paced_and_cut_by_vad() {
+        let (mut fake, base) = webrtc_brain(one_response("Hello there.", 1000));
+        texts(&mut fake);
+        fake.handle_text(base, r#"{"type":"response.create"}"#);
+        let mut frames = Vec::new();
+        let mut log = Vec::new();
+        let mut now = base;
+        let mut caller = 0u64;
+        for tick in 0..100u64 {
+            now = base + ms(10 * tick);
+            if (60..80).contains(&tick) && tick % 2 == 0 {
+                // 200 ms of loud caller audio from 600 ms on, in 20 ms frames.
+                let mut pcm = [0i16; 160];
+                speech_like(8000, 0, caller, &mut pcm);
+                caller += 160;
+                fake.handle_input_samples(now, &pcm, 8000);
+            }
+            fake.handle_timeout(now);
+            while let Some(f) = fake.poll_audio_frame() {
+                assert_eq!(f.samples.len(), 160);
+                frames.push(f.at - base);
+            }
+            log.extend(texts(&mut fake).into_iter().map(|e| (now - base, e)));
+        }
+        assert_eq!(frames.first(), Some(&ms(300)));
+        for w in frames.windows(2) {
+            assert_eq!(w[1] - w[0], ms(20));
+        }
+        let evs: Vec<Value> = log.iter().map(|(_, e)| e.clone()).collect();
+        assert!(!types(&evs).contains(&"response.output_audio.delta"));
+        let t = types(&evs);
+        let pos = |ty: &str| t.iter().position(|&x| x == ty).unwrap();
+        assert!(pos("output_audio_buffer.started") < pos("input_audio_buffer.speech_started"));
+        // Generation was done long before: the clear cuts the playout, there is no cancel.
+        assert!(pos("response.done") < pos("input_audio_buffer.speech_started"));
+        assert_eq!(
+            pos("output_audio_buffer.cleared"),
+            pos("input_audio_buffer.speech_started") + 1
+        );
+        assert!(!t.contains(&"output_audio_buffer.stopped"));
+        let report = fake.report().clone();
+        let played = report.responses[0].audio_ms_played;
+        assert_eq!(u64::from(played), report.audio_played_ms);
+        assert_eq!(frames.len() as u32 * 20, played);
+        assert!((300..700).contains(&played), "{played}");
+        let item = report.responses[0].item_id.clone().unwrap();
+        // The item's audio is now what was played: truncating beyond it is refused.
+        let truncate = json!({"type": "conversation.item.truncate", "item_id": item,
+            "content_index": 0, "audio_end_ms": played + 100});
+        fake.handle_text(now, &truncate.to_string());
+        assert_eq!(texts(&mut fake)[0]["type"], "error");
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
     }
 
     #[test]

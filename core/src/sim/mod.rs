@@ -3,4 +3,6 @@
 pub mod driver;
 pub mod fake_caller;
 pub mod fake_realtime;
+pub mod fake_webrtc;
+pub mod net;
 pub mod speech;

@@ -1,6 +1,7 @@
 //! Audio between the phone leg and the WebRTC leg.
 //!
-//! When both sides speak the same G.711 law the bytes pass straight through. Otherwise the
+//! When both sides speak the same G.711 law the bytes pass straight through (each direction on
+//! its own: OpenAI may send Opus while we send PCMU). Otherwise the
 //! caller's audio is decoded to PCM at the phone's rate and encoded as Opus at that same rate
 //! (Opus takes 8, 16 and 24 kHz as they are), so only a G.711 answer on an L16 phone leg at
 //! another rate needs the resampler.
@@ -15,8 +16,8 @@ use crate::webrtc::rtc::RtpCodec;
 pub(crate) struct RtcMedia {
     phone: PhoneCodec,
     order: ByteOrder,
+    /// The codec we send.
     codec: RtpCodec,
-    passthrough: bool,
     encoder: Option<OpusEncoder>,
     decoder: Option<OpusDecoder>,
     /// G.711 at 8 kHz on an L16 phone leg at another rate.
@@ -34,16 +35,14 @@ impl RtcMedia {
         order: ByteOrder,
         codec: RtpCodec,
     ) -> Result<Self, OpusError> {
-        let passthrough = matches!(
-            (phone, codec),
-            (PhoneCodec::Pcmu, RtpCodec::Pcmu) | (PhoneCodec::Pcma, RtpCodec::Pcma)
-        );
         let rate = phone.sample_rate();
-        let (encoder, decoder) = match codec {
-            RtpCodec::Opus => (Some(OpusEncoder::new(rate)?), Some(OpusDecoder::new(rate)?)),
-            RtpCodec::Pcmu | RtpCodec::Pcma => (None, None),
+        let encoder = match codec {
+            RtpCodec::Opus => Some(OpusEncoder::new(rate)?),
+            RtpCodec::Pcmu | RtpCodec::Pcma => None,
         };
-        let g711_needs_resampling = codec != RtpCodec::Opus && rate != 8000;
+        // OpenAI may answer with either codec whatever we send: keep a decoder ready.
+        let decoder = Some(OpusDecoder::new(rate)?);
+        let g711_needs_resampling = rate != 8000;
         let (up, down) = if g711_needs_resampling {
             let err = |_| OpusError(format!("cannot resample 8000 Hz to {rate} Hz"));
             (
@@ -57,7 +56,6 @@ impl RtcMedia {
             phone,
             order,
             codec,
-            passthrough,
             encoder,
             decoder,
             up,
@@ -66,11 +64,6 @@ impl RtcMedia {
             samples: Vec::new(),
             resampled: Vec::new(),
         })
-    }
-
-    /// The RTP codec in use.
-    pub(crate) fn codec(&self) -> RtpCodec {
-        self.codec
     }
 
     /// Caller audio (phone codec, any length) into whole 20 ms RTP payloads.
@@ -89,7 +82,7 @@ impl RtcMedia {
     }
 
     fn encode_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
-        if self.passthrough {
+        if passthrough(self.phone, self.codec) {
             return Some(frame.to_vec());
         }
         self.samples.clear();
@@ -121,8 +114,14 @@ impl RtcMedia {
 
     /// One RTP payload from OpenAI into phone-codec bytes appended to `out`; `lost_before`
     /// frames are concealed first. A payload that does not decode is concealed too.
-    pub(crate) fn decode_model(&mut self, payload: &[u8], lost_before: u32, out: &mut Vec<u8>) {
-        if self.passthrough {
+    pub(crate) fn decode_model(
+        &mut self,
+        codec: RtpCodec,
+        payload: &[u8],
+        lost_before: u32,
+        out: &mut Vec<u8>,
+    ) {
+        if passthrough(self.phone, codec) {
             // G.711 has no concealment: a lost frame is a short silence.
             for _ in 0..lost_before.min(5) {
                 out.extend(std::iter::repeat_n(
@@ -134,7 +133,7 @@ impl RtcMedia {
             return;
         }
         self.samples.clear();
-        match self.codec {
+        match codec {
             RtpCodec::Opus => {
                 if let Some(decoder) = self.decoder.as_mut() {
                     for i in 0..lost_before.min(5) {
@@ -149,7 +148,7 @@ impl RtcMedia {
             }
             RtpCodec::Pcmu | RtpCodec::Pcma => {
                 let mut g711_samples = Vec::with_capacity(payload.len());
-                if self.codec == RtpCodec::Pcmu {
+                if codec == RtpCodec::Pcmu {
                     g711::ulaw_decode_slice(payload, &mut g711_samples);
                 } else {
                     g711::alaw_decode_slice(payload, &mut g711_samples);
@@ -162,11 +161,14 @@ impl RtcMedia {
         }
         samples_to_phone(self.phone, self.order, &self.samples, out);
     }
+}
 
-    /// Milliseconds of phone audio in `bytes`.
-    pub(crate) fn phone_ms(&self, bytes: usize) -> u32 {
-        (bytes / self.phone.bytes_per_ms().max(1)) as u32
-    }
+/// Whether RTP payloads in `codec` are already the phone's bytes.
+fn passthrough(phone: PhoneCodec, codec: RtpCodec) -> bool {
+    matches!(
+        (phone, codec),
+        (PhoneCodec::Pcmu, RtpCodec::Pcmu) | (PhoneCodec::Pcma, RtpCodec::Pcma)
+    )
 }
 
 fn phone_to_samples(phone: PhoneCodec, order: ByteOrder, frame: &[u8], out: &mut Vec<i16>) {

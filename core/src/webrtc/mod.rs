@@ -2,3 +2,5 @@
 
 pub(crate) mod media;
 pub(crate) mod rtc;
+#[cfg(test)]
+mod rtc_tests;

@@ -1,0 +1,24 @@
+//! Whole calls over WebRTC on the simulation (a real str0m peer as the fake OpenAI), one file
+//! per behaviour.
+#![allow(clippy::unwrap_used)]
+
+#[path = "barge-in-over-webrtc.rs"]
+mod barge_in_over_webrtc;
+#[path = "ice-never-completes-falls-back-to-websocket.rs"]
+mod ice_never_completes_falls_back_to_websocket;
+#[path = "tool-call-over-data-channel.rs"]
+mod tool_call_over_data_channel;
+#[path = "webrtc-5pct-loss-plc.rs"]
+mod webrtc_5pct_loss_plc;
+#[path = "webrtc-call-create-401-falls-back-to-websocket.rs"]
+mod webrtc_call_create_401_falls_back_to_websocket;
+#[path = "webrtc-call-end-to-end.rs"]
+mod webrtc_call_end_to_end;
+#[path = "webrtc-consent-lost-mid-call-falls-back.rs"]
+mod webrtc_consent_lost_mid_call_falls_back;
+#[path = "webrtc-hangup-posts-hangup.rs"]
+mod webrtc_hangup_posts_hangup;
+#[path = "webrtc-opus-transcoding.rs"]
+mod webrtc_opus_transcoding;
+#[path = "webrtc-pcmu-passthrough-when-offered.rs"]
+mod webrtc_pcmu_passthrough_when_offered;

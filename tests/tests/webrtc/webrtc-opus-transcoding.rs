@@ -1,0 +1,39 @@
+use barbara_core::audio::PhoneCodec;
+use barbara_tests::*;
+
+/// An L16 16 kHz phone leg: caller audio goes out as Opus at 16 kHz and the model's Opus comes
+/// back decoded at 16 kHz; speech energy survives both ways.
+#[test]
+fn webrtc_opus_transcoding() {
+    let mut config = over_webrtc(scenario(
+        23,
+        2_000,
+        vec![say("Got it.", 1_500)],
+        vec![utterance(secs(3), ms(1_500))],
+        secs(8),
+    ));
+    config.caller.codec = PhoneCodec::L16 { rate_hz: 16_000 };
+    let sim = run_deterministic(config, secs(20));
+
+    assert_eq!(transports(&sim), vec!["realtime/webrtc"]);
+    let webrtc = sim.openai_webrtc();
+    let call = &webrtc.calls[0];
+    assert_eq!(format!("{:?}", call.codec), "Opus");
+    // Speech in: the fake's VAD heard the whole utterance as one turn.
+    assert_eq!(call.realtime.speech_started.len(), 1);
+    assert_eq!(call.realtime.speech_stopped.len(), 1);
+    // Speech out: the caller heard the greeting and the reply at speech level.
+    let loud: Vec<f32> = sim
+        .caller()
+        .heard
+        .iter()
+        .filter(|f| f.rms > 300.0)
+        .map(|f| f.rms)
+        .collect();
+    let heard_ms = loud.len() as u32 * 20;
+    assert!(heard_ms >= 3_000, "heard {heard_ms} ms");
+    let mean = loud.iter().sum::<f32>() / loud.len() as f32;
+    // The fake speaks at about 3,000 RMS; Opus at 16 kHz keeps the level within 3 dB.
+    let db = 20.0 * (mean / 3_000.0).log10();
+    assert!(db.abs() < 3.0, "level {mean:.0} RMS ({db:.1} dB)");
+}
