@@ -544,6 +544,13 @@ impl Call {
 
     fn caller_dtmf(&mut self, now: Instant, digit: char) {
         self.push_event(Event::CallerDtmf { digit });
+        // A key pressed over the model cuts it off, as speech would.
+        let speaking = self.phone.is_playing()
+            || self.playout.as_ref().is_some_and(|p| !p.is_empty())
+            || !self.model.is_idle();
+        if speaking && self.hangup.is_none() {
+            self.barge_in(now, true);
+        }
         if self.dtmf_digits.len() < self.config.limits.max_dtmf_digits {
             self.dtmf_digits.push(digit);
         }
@@ -624,7 +631,7 @@ impl Call {
                 paced,
             } => self.model_audio(now, &item_id, &audio, paced),
             ModelEvent::AudioDone { .. } => self.phone.finish_item(),
-            ModelEvent::CallerSpeechStarted => self.barge_in(now),
+            ModelEvent::CallerSpeechStarted => self.barge_in(now, false),
             ModelEvent::Fallback { from, to, reason } => {
                 self.push_event(Event::Fallback { from, to, reason });
             }
@@ -706,7 +713,8 @@ impl Call {
         }
     }
 
-    fn barge_in(&mut self, now: Instant) {
+    /// The caller interrupted (`local`: by a key press the server did not see).
+    fn barge_in(&mut self, now: Instant, local: bool) {
         let buffered = self.playout.as_ref().is_some_and(|p| !p.is_empty());
         if let Some(playout) = self.playout.as_mut() {
             playout.flush();
@@ -714,7 +722,7 @@ impl Call {
         if let Some(playing) = self.phone.playing_item().cloned() {
             let _ = self.phone.clear();
             self.model
-                .interrupted(now, Some((&playing.item, playing.heard_ms)), false);
+                .interrupted(now, Some((&playing.item, playing.heard_ms)), local);
             self.stats.barge_ins += 1;
             self.push_event(Event::BargeIn {
                 item_id: Some(playing.item),
@@ -729,7 +737,7 @@ impl Call {
                 });
             }
             if !self.model.is_idle() {
-                self.model.interrupted(now, None, false);
+                self.model.interrupted(now, None, local);
             }
         }
     }

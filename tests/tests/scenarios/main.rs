@@ -9,6 +9,8 @@ mod caller_dtmf_reaches_model;
 mod caller_hangs_up_mid_response;
 #[path = "determinism-same-seed.rs"]
 mod determinism_same_seed;
+#[path = "dtmf-over-model-speech-truncates.rs"]
+mod dtmf_over_model_speech_truncates;
 #[path = "end-call-tool-hangs-up-after-goodbye.rs"]
 mod end_call_tool_hangs_up_after_goodbye;
 #[path = "greeting-then-reply.rs"]

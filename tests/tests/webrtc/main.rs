@@ -4,6 +4,8 @@
 
 #[path = "barge-in-over-webrtc.rs"]
 mod barge_in_over_webrtc;
+#[path = "dtmf-over-model-speech-interrupts.rs"]
+mod dtmf_over_model_speech_interrupts;
 #[path = "ice-never-completes-falls-back-to-websocket.rs"]
 mod ice_never_completes_falls_back_to_websocket;
 #[path = "tool-call-over-data-channel.rs"]
