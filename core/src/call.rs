@@ -955,10 +955,10 @@ impl Call {
                 body: match (&hangup.transfer_to, &self.config.public_url) {
                     (Some(to), Some(public_url)) => format!(
                         "Url={}&Method=POST",
-                        form_encode(&format!(
+                        crate::realtime::session::percent_encode(&format!(
                             "{}/transfer?to={}",
                             public_url.trim_end_matches('/'),
-                            form_encode(to)
+                            crate::realtime::session::percent_encode(to)
                         ))
                     )
                     .into_bytes(),
@@ -1095,19 +1095,6 @@ fn validate(config: &CallConfig) -> Result<(), ConfigError> {
         names.push(&tool.name);
     }
     Ok(())
-}
-
-/// `application/x-www-form-urlencoded` encoding of one value.
-fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn basic_auth(user: &str, password: &str) -> String {
