@@ -1,151 +1,226 @@
-//! `barbara demo`: one whole call on the simulation, printed as a timeline.
+//! `barbara demo`: one whole call in this process over loopback sockets. The real server runs
+//! against a fake OpenAI (WebSocket), a fake tool webhook and SignalWire REST API, and a fake
+//! SignalWire caller whose script triggers a tool call and a barge-in. It prints the timeline
+//! from the call record the server wrote.
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
-use barbara_core::sim::fake_caller::{HangupStyle, Utterance};
-use barbara_core::sim::fake_realtime::ScriptedResponse;
-use barbara_core::{Event, Role, ToolAction, ToolSpec};
+use axum::Router;
+use axum::http::{Uri, header};
+use axum::routing::post;
+use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance};
+use barbara_core::sim::fake_realtime::{RealtimeScript, ScriptedResponse};
+use barbara_tokio::fakes::{self, FakeOpenAi};
+use barbara_tokio::{Settings, serve};
+use tokio::net::TcpListener;
 
-fn reply(text: &str, audio_ms: u32, tools: &[(&str, serde_json::Value)]) -> ScriptedResponse {
-    ScriptedResponse {
-        text: text.to_owned(),
-        audio_ms,
-        tool_calls: tools
-            .iter()
-            .map(|(n, a)| ((*n).to_owned(), a.clone()))
-            .collect(),
-    }
-}
-
-fn config() -> SimConfig {
-    let ms = Duration::from_millis;
-    let mut config = SimConfig::new(2026);
-    config.openai.responses = vec![
-        reply(
-            "Hello, you've reached Barbara. How can I help you today?",
-            3_000,
-            &[],
-        ),
-        reply(
-            "Let me look up that order for you.",
-            1_600,
-            &[("lookup_order", serde_json::json!({"order_id": "A1234"}))],
-        ),
-        reply(
-            "Your order A1234 shipped yesterday and should arrive on Friday. Is there anything else I can do?",
-            5_000,
-            &[],
-        ),
-        reply(
-            "Of course. Thanks for calling, goodbye!",
-            2_200,
-            &[("end_call", serde_json::json!({"reason": "caller is done"}))],
-        ),
-    ];
-    config.openai.caller_transcripts = vec![
-        "Hi, where is my order A1234?".to_owned(),
-        "No, that's all, thanks.".to_owned(),
-    ];
-    config.caller.utterances = vec![
-        Utterance {
-            start: ms(4_000),
-            duration: ms(1_800),
-        },
-        // Talks over the answer: a barge-in.
-        Utterance {
-            start: ms(10_700),
-            duration: ms(1_200),
-        },
-    ];
-    config.caller.hangup = Some((ms(40_000), HangupStyle::Stop));
-    config.call.tools.push(ToolSpec {
-        name: "lookup_order".to_owned(),
-        description: "Look up an order by its id.".to_owned(),
-        parameters: serde_json::json!({"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}),
-        timeout: Duration::from_secs(5),
-        webhook: None,
-        filler: None,
-    });
-    config.tools.push(ScriptedTool {
-        name: "lookup_order".to_owned(),
-        behaviour: ToolBehaviour::Reply {
-            delay: ms(420),
-            output: r#"{"status":"shipped","eta":"Friday"}"#.to_owned(),
-            action: ToolAction::None,
-        },
-    });
-    config
-}
+const CALL_SID: &str = "CAdemo0000000000000000000000000001";
 
 pub(crate) fn run() -> ExitCode {
-    println!("Barbara demo: a simulated phone call (virtual clock, fake SignalWire and OpenAI)\n");
-    let wall = Instant::now();
-    let mut sim = Sim::new(config());
-    sim.run_to_end(Duration::from_secs(60));
-    let elapsed = wall.elapsed();
-
-    println!("timeline");
-    for (at, event) in sim.trace() {
-        if let Some(line) = describe(event) {
-            println!("  {:>7.3}s  {line}", at.as_secs_f64());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("barbara demo: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    println!("\ntranscript");
-    for (_, event) in sim.trace() {
-        if let Event::Transcript { role, text } = event {
-            let who = match role {
-                Role::Caller => "caller   ",
-                Role::Assistant => "assistant",
-            };
-            println!("  {who}  {text}");
-        }
-    }
-    let heard = sim.caller().heard_speech_ms();
-    println!(
-        "\nthe caller heard {:.1} s of speech; the call took {:.1} s and simulated in {:.0} ms",
-        f64::from(heard) / 1000.0,
-        sim.now().as_secs_f64(),
-        elapsed.as_secs_f64() * 1000.0
-    );
-    match sim.call().end_reason() {
-        Some(reason) => {
-            println!("ended: {reason:?}");
-            ExitCode::SUCCESS
-        }
-        None => {
-            eprintln!("the call did not end");
+    };
+    match runtime.block_on(demo()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("barbara demo: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn describe(event: &Event) -> Option<String> {
-    Some(match event {
-        Event::StreamStarted { codec, .. } => format!("media stream started ({codec:?})"),
-        Event::ModelReady { transport } => format!("OpenAI session ready over {transport}"),
-        Event::FirstAudioToCaller => "first model audio sent to the caller".to_owned(),
-        Event::BargeIn { heard_ms, .. } => {
-            format!("barge-in: caller spoke over the model after hearing {heard_ms} ms")
-        }
-        Event::ToolCallStarted {
-            name, arguments, ..
-        } => format!("tool call {name} {arguments}"),
-        Event::ToolCallCompleted {
-            name,
-            latency,
-            timed_out,
-            ..
-        } => format!(
-            "tool {name} answered in {} ms{}",
-            latency.as_millis(),
-            if *timed_out { " (timed out)" } else { "" }
-        ),
-        Event::CallerDtmf { digit } => format!("caller pressed {digit}"),
-        Event::HangupRequested => "hang-up requested".to_owned(),
-        Event::Fallback { from, to, reason } => format!("fell back from {from} to {to}: {reason}"),
-        Event::CallEnded { reason } => format!("call ended: {reason:?}"),
-        _ => return None,
+fn reply(text: &str, audio_ms: u32, tools: &[(&str, serde_json::Value)]) -> ScriptedResponse {
+    let tool_calls = tools.iter().map(|(n, a)| ((*n).to_owned(), a.clone()));
+    ScriptedResponse {
+        text: text.to_owned(),
+        audio_ms,
+        tool_calls: tool_calls.collect(),
+    }
+}
+
+fn openai_script() -> RealtimeScript {
+    RealtimeScript {
+        responses: vec![
+            reply("Hello, you've reached Barbara. How can I help?", 2_400, &[]),
+            reply(
+                "Let me look that up.",
+                1_200,
+                &[("lookup_order", serde_json::json!({"order_id": "A1234"}))],
+            ),
+            reply(
+                "Your order A1234 shipped yesterday and should arrive on Friday. Anything else?",
+                4_500,
+                &[],
+            ),
+            reply(
+                "Of course. Thanks for calling, goodbye!",
+                2_000,
+                &[("end_call", serde_json::json!({"reason": "caller is done"}))],
+            ),
+        ],
+        caller_transcripts: vec![
+            "Hi, where is my order A1234?".to_owned(),
+            "No, that's all, thanks.".to_owned(),
+        ],
+        ..RealtimeScript::default()
+    }
+}
+
+fn caller_script() -> CallerScript {
+    let ms = Duration::from_millis;
+    let utterance = |start, duration| Utterance {
+        start: ms(start),
+        duration: ms(duration),
+    };
+    CallerScript {
+        call_sid: CALL_SID.to_owned(),
+        // Speaks after the greeting, then talks over the answer: a barge-in.
+        utterances: vec![utterance(3_200, 1_400), utterance(8_800, 1_200)],
+        hangup: Some((ms(30_000), HangupStyle::Stop)),
+        ..CallerScript::default()
+    }
+}
+
+/// The fake tool webhook and SignalWire REST API; remembers the requests it got.
+async fn backend(seen: Arc<Mutex<Vec<String>>>) -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let json = |body: &'static str| ([(header::CONTENT_TYPE, "application/json")], body);
+    let log = move |uri: &Uri| {
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(uri.path().to_owned());
+    };
+    let log2 = log.clone();
+    let router = Router::new()
+        .route(
+            "/tools/lookup_order",
+            post(move |uri: Uri| {
+                log(&uri);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    json(r#"{"output":{"status":"shipped","shipped":"yesterday","eta":"Friday"}}"#)
+                }
+            }),
+        )
+        .route(
+            "/api/{*rest}",
+            post(move |uri: Uri| {
+                log2(&uri);
+                async move { json(r#"{"status":"completed"}"#) }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(format!("http://{addr}"))
+}
+
+async fn demo() -> Result<(), String> {
+    println!(
+        "Barbara demo: one phone call over loopback sockets (the real server; fake SignalWire,"
+    );
+    println!("OpenAI Realtime over WebSocket, tool webhook and REST API)\n");
+    let wall = Instant::now();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let backend = backend(seen.clone()).await.map_err(|e| e.to_string())?;
+    let openai = FakeOpenAi::start(openai_script())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let dir = std::env::temp_dir().join(format!("barbara-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let toml = format!(
+        "instructions = \"You are Barbara, a phone assistant for Acme. Caller: {{{{From}}}}.\"\n\
+         [[tools]]\nname = \"lookup_order\"\ndescription = \"Look up an order.\"\n\
+         webhook = \"{backend}/tools/lookup_order\"\ntimeout_ms = 3000\n\
+         [tools.parameters]\ntype = \"object\"\nproperties.order_id.type = \"string\"\n"
+    );
+    let config_file = dir.join("barbara.toml");
+    std::fs::write(&config_file, toml).map_err(|e| e.to_string())?;
+    let vars = [
+        ("OPENAI_API_KEY", "sk-demo".to_owned()),
+        ("OPENAI_BASE_URL", openai.base_url()),
+        ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+        ("SIGNALWIRE_SPACE_URL", backend.clone()),
+        ("SIGNALWIRE_PROJECT_ID", "demo-project".to_owned()),
+        ("SIGNALWIRE_API_TOKEN", "demo-token".to_owned()),
+        ("BARBARA_CONFIG", config_file.display().to_string()),
+        ("BARBARA_RECORDS_DIR", dir.display().to_string()),
+    ];
+    let settings = Settings::from_vars(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
     })
+    .map_err(|e| e.to_string())?;
+    let server = serve(settings, listener).map_err(|e| e.to_string())?;
+
+    // SignalWire fetches the cXML, then opens the stream with the token from it.
+    let cxml = ureq_post(
+        &format!("http://127.0.0.1:{port}/incoming-call"),
+        &format!("CallSid={CALL_SID}&From=%2B15551230001&To=%2B15551230002"),
+    )
+    .await?;
+    println!("cXML for the call: {}\n", cxml.lines().last().unwrap_or(""));
+    // The stream carries the cXML's <Parameter>s in `start.customParameters`, as SignalWire's.
+    let mut script = caller_script();
+    for parameter in cxml.split("<Parameter name=\"").skip(1) {
+        let mut parts = parameter.split('"');
+        if let (Some(name), Some(value)) = (parts.next(), parts.nth(1)) {
+            script
+                .custom_parameters
+                .push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let url = format!("ws://127.0.0.1:{port}/media-stream");
+    let report = fakes::call(&url, None, script, Duration::from_secs(40)).await?;
+    while server.active_calls() > 0 && wall.elapsed() < Duration::from_secs(45) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+
+    let record = dir.join(format!("{CALL_SID}.jsonl"));
+    crate::timeline::print_file(&record)?;
+    println!(
+        "\nthe caller heard {:.1} s of speech, {} clear(s); requests to the backend: {:?}",
+        f64::from(report.heard_speech_ms()) / 1000.0,
+        report.clears.len(),
+        seen.lock().unwrap_or_else(|e| e.into_inner())
+    );
+    if !report.violations.is_empty() {
+        println!(
+            "protocol violations seen by the fake caller: {:?}",
+            report.violations
+        );
+    }
+    println!(
+        "call record: {}\nthe demo took {:.1} s",
+        record.display(),
+        wall.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// POSTs a form on the blocking pool and returns the body.
+async fn ureq_post(url: &str, form: &str) -> Result<String, String> {
+    let (url, form) = (url.to_owned(), form.to_owned());
+    tokio::task::spawn_blocking(move || {
+        ureq::post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form.as_str())
+            .map_err(|e| e.to_string())?
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }

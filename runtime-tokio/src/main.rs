@@ -1,25 +1,118 @@
 //! The `barbara` binary.
 //!
-//! `barbara demo` plays a whole call on the core's simulation and prints its timeline. The
-//! network server (the SignalWire webhook and media-stream endpoint) comes with the tokio runtime.
+//! - `barbara` (or `barbara serve`): the server, configured from the environment (see
+//!   `barbara_tokio::config`). SIGHUP reloads `BARBARA_CONFIG`; SIGTERM or Ctrl-C drains.
+//! - `barbara demo`: a whole call over loopback sockets against fakes, printed as a timeline.
+//! - `barbara replay FILE`: the timeline and transcript of a call record.
 
 mod demo;
+mod timeline;
 
 use std::process::ExitCode;
 
+use barbara_tokio::Settings;
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str = "usage: barbara [serve | demo | replay FILE]
+
+  serve         run the server (the default); settings come from the environment
+  demo          play a whole call over loopback sockets and print its timeline
+  replay FILE   print the timeline and transcript of a call record (.jsonl)";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("demo") | None => demo::run(),
-        Some("help" | "--help" | "-h") => {
-            println!(
-                "usage: barbara [demo]\n\n  demo   play a whole simulated call and print its timeline"
-            );
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => serve(),
+        ["demo"] => demo::run(),
+        ["replay", file] => match timeline::print_file(std::path::Path::new(file)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("barbara: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Some(other) => {
-            eprintln!("barbara: unknown command {other:?} (try `barbara help`)");
+        _ => {
+            eprintln!("barbara: unknown command {args:?}\n{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+fn serve() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("barbara: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = if settings.debug_logging {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(ansi)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("barbara: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_server(settings))
+}
+
+async fn run_server(settings: Settings) -> ExitCode {
+    let grace = settings.shutdown_grace;
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", settings.port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!(
+                "barbara: PORT: cannot listen on port {}: {e}",
+                settings.port
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("barbara: cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
+    let server = match barbara_tokio::serve(settings, listener) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("barbara: cannot start the server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(addr = %server.local_addr(), "listening");
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match server.reload() {
+                Ok(()) => tracing::info!("configuration reloaded; new calls get it"),
+                Err(e) => tracing::error!("configuration not reloaded: {e}"),
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!(calls = server.active_calls(), ?grace, "shutting down");
+    server.shutdown(grace).await;
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,450 @@
+//! One tokio task per call: it owns the `Call` by value and runs the core's loop. Each wakeup
+//! reads the clock once, feeds one input, carries out every output, and moves the one timer
+//! only when the core's deadline changed. No protocol logic lives here.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use barbara_core::{
+    Call, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, Output, RequestId, ToolAction,
+    ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::metrics::CallGauge;
+use crate::record::Record;
+use crate::{App, admission};
+
+type ModelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Inputs handled one after another before the task yields to others.
+const BUDGET: u32 = 64;
+/// Largest HTTP answer body read for the core.
+const MAX_HTTP_BODY: u64 = 1 << 20;
+
+/// One input for the core.
+enum Input {
+    Text(Leg, String),
+    Binary(Leg, Vec<u8>),
+    Closed(Leg),
+    ModelOpened(u64, Box<ModelSocket>),
+    ModelFailed(u64),
+    Udp(SocketAddr, Vec<u8>),
+    Http(RequestId, Result<HttpResponse, TransportFailure>),
+    Tool(ToolCallId, ToolResult),
+    Timeout,
+    HangUp,
+}
+
+enum ModelLeg {
+    None,
+    Connecting(u64, JoinHandle<()>),
+    Open(Box<ModelSocket>),
+}
+
+/// Serves one accepted media stream: admits it, then runs its call to the end.
+/// `bearer_sid` is the CallSid of a token already checked at the upgrade.
+pub(crate) async fn run(
+    app: Arc<App>,
+    mut phone: WebSocket,
+    bearer_sid: Option<String>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let Some((frames, start)) = admission::admit(&app, &mut phone, bearer_sid).await else {
+        app.metrics
+            .add("barbara_rejected_total", &[("reason", "stream_token")], 1.0);
+        let close = CloseFrame {
+            code: 1008,
+            reason: "no valid stream token".into(),
+        };
+        let _ = phone.send(Message::Close(Some(close))).await;
+        return;
+    };
+    let live = app.live();
+    let mut config = live.call.clone();
+    let udp = match config.transport {
+        TransportChoice::WebSocket => None,
+        TransportChoice::Auto | TransportChoice::WebRtc => {
+            match UdpSocket::bind((app.settings.webrtc_ip, 0)).await {
+                Ok(socket) => {
+                    config.webrtc.local_addrs.extend(socket.local_addr().ok());
+                    Some(socket)
+                }
+                Err(e) => {
+                    tracing::warn!("cannot bind a UDP socket for WebRTC: {e}");
+                    None
+                }
+            }
+        }
+    };
+    let call_sid = start.call_sid.clone().unwrap_or_default();
+    let param = |name: &str| start.custom_parameters.get(name).cloned();
+    let meta = serde_json::json!({
+        "call_sid": call_sid, "from": param("From"), "to": param("To"),
+        "model": config.openai.model, "transport": format!("{:?}", config.transport),
+        "local_addrs": config.webrtc.local_addrs,
+    });
+    let now = Instant::now();
+    let unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut seed = [0u8; 32];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed);
+    let call = match Call::new(config, seed, now, unix) {
+        Ok(call) => call,
+        Err(e) => {
+            tracing::error!("the call configuration was refused: {e}");
+            return;
+        }
+    };
+    let record = Record::create(&app.settings.records_dir, &call_sid, meta, now, unix);
+    tracing::info!(call = %call_sid, record = %record.path().display(), "call started");
+    let (tx, rx) = mpsc::channel(64);
+    let gauge = app.metrics.call_started();
+    let mut task = CallTask {
+        hang_up: app.hang_up.subscribe(),
+        app,
+        call,
+        call_sid,
+        phone: Some(phone),
+        model: ModelLeg::None,
+        model_gen: 0,
+        udp,
+        tx,
+        rx,
+        ready: frames
+            .into_iter()
+            .map(|f| Input::Text(Leg::Phone, f))
+            .collect(),
+        sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        armed: None,
+        record,
+        gauge,
+    };
+    if *task.hang_up.borrow_and_update() {
+        task.ready.push_back(Input::HangUp);
+    }
+    task.run().await;
+}
+
+struct CallTask {
+    app: Arc<App>,
+    call: Call,
+    call_sid: String,
+    phone: Option<WebSocket>,
+    model: ModelLeg,
+    model_gen: u64,
+    udp: Option<UdpSocket>,
+    /// Results of spawned work (connects, HTTP) come back here.
+    tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<Input>,
+    /// Inputs already known (buffered frames, immediate tool answers), fed before waiting.
+    ready: VecDeque<Input>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    hang_up: tokio::sync::watch::Receiver<bool>,
+    record: Record,
+    gauge: CallGauge,
+}
+
+impl CallTask {
+    async fn run(mut self) {
+        let mut budget = 0;
+        while self.call.end_reason().is_none() {
+            let input = match self.ready.pop_front() {
+                Some(input) => input,
+                None => self.next_input().await,
+            };
+            let now = Instant::now();
+            self.feed(now, input);
+            while let Some(output) = self.call.poll_output() {
+                self.execute(now, output).await;
+            }
+            let deadline = self.call.poll_timeout();
+            if deadline != self.armed {
+                self.armed = deadline;
+                if let Some(at) = deadline {
+                    self.sleep.as_mut().reset(at.into());
+                }
+            }
+            budget += 1;
+            if budget >= BUDGET {
+                budget = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+        if let ModelLeg::Connecting(_, handle) = &self.model {
+            handle.abort();
+        }
+        self.app.metrics.call_finished(&self.gauge);
+        tracing::info!(call = %self.call_sid, reason = ?self.call.end_reason(), "call ended");
+    }
+
+    /// Waits for the next input from any source.
+    async fn next_input(&mut self) -> Input {
+        let mut buf = [0u8; 2048];
+        loop {
+            tokio::select! {
+                message = recv_phone(&mut self.phone) => match message {
+                    Some(Ok(Message::Text(text))) => return Input::Text(Leg::Phone, text.to_string()),
+                    Some(Ok(Message::Binary(data))) => return Input::Binary(Leg::Phone, data.into()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
+                        self.phone = None;
+                        return Input::Closed(Leg::Phone);
+                    }
+                },
+                message = recv_model(&mut self.model) => match message {
+                    Some(Ok(tungstenite::Message::Text(text))) => {
+                        return Input::Text(Leg::Model, text.to_string());
+                    }
+                    Some(Ok(tungstenite::Message::Binary(data))) => {
+                        return Input::Binary(Leg::Model, data.into());
+                    }
+                    Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => {
+                        self.model = ModelLeg::None;
+                        return Input::Closed(Leg::Model);
+                    }
+                    Some(Ok(_)) => {}
+                },
+                Some(input) = self.rx.recv() => return input,
+                received = recv_udp(self.udp.as_ref(), &mut buf) => match received {
+                    Ok((n, source)) => return Input::Udp(source, buf[..n].to_vec()),
+                    Err(e) => tracing::debug!("UDP receive failed: {e}"),
+                },
+                () = &mut self.sleep, if self.armed.is_some() => {
+                    self.armed = None;
+                    return Input::Timeout;
+                }
+                Ok(()) = self.hang_up.changed() => {
+                    if *self.hang_up.borrow_and_update() {
+                        return Input::HangUp;
+                    }
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, now: Instant, input: Input) {
+        let call = &mut self.call;
+        match input {
+            Input::Text(leg, text) => call.handle_ws_message(now, leg, WsMessage::Text(&text)),
+            Input::Binary(leg, data) => call.handle_ws_message(now, leg, WsMessage::Binary(&data)),
+            Input::Closed(leg) => call.handle_ws_closed(now, leg),
+            Input::ModelOpened(generation, socket) => {
+                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                    self.model = ModelLeg::Open(socket);
+                    call.handle_ws_opened(now, Leg::Model);
+                }
+            }
+            Input::ModelFailed(generation) => {
+                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                    self.model = ModelLeg::None;
+                    call.handle_ws_closed(now, Leg::Model);
+                }
+            }
+            Input::Udp(source, contents) => {
+                if let Some(local) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) {
+                    call.handle_udp(now, source, local, &contents);
+                }
+            }
+            Input::Http(id, result) => call.handle_http_response(now, id, result),
+            Input::Tool(id, result) => call.handle_tool_result(now, &id, result),
+            Input::Timeout => call.handle_timeout(now),
+            Input::HangUp => call.hang_up(now),
+        }
+    }
+
+    async fn execute(&mut self, now: Instant, output: Output) {
+        match output {
+            Output::Send {
+                leg: Leg::Phone,
+                text,
+            } => {
+                let Some(phone) = &mut self.phone else { return };
+                if phone.send(Message::Text(text.into())).await.is_err() {
+                    self.phone = None;
+                    self.ready.push_back(Input::Closed(Leg::Phone));
+                }
+            }
+            Output::Send {
+                leg: Leg::Model,
+                text,
+            } => {
+                let ModelLeg::Open(model) = &mut self.model else {
+                    return;
+                };
+                if model.send(tungstenite::Message::text(text)).await.is_err() {
+                    self.model = ModelLeg::None;
+                    self.ready.push_back(Input::Closed(Leg::Model));
+                }
+            }
+            Output::Close { leg: Leg::Phone } => {
+                if let Some(mut phone) = self.phone.take() {
+                    let _ = phone.send(Message::Close(None)).await;
+                }
+            }
+            Output::Close { leg: Leg::Model } => {
+                match std::mem::replace(&mut self.model, ModelLeg::None) {
+                    ModelLeg::Open(mut model) => {
+                        let _ = model.close(None).await;
+                    }
+                    ModelLeg::Connecting(_, handle) => handle.abort(),
+                    ModelLeg::None => {}
+                }
+            }
+            Output::Connect(request) => {
+                if let ModelLeg::Connecting(_, handle) = &self.model {
+                    handle.abort();
+                }
+                self.model_gen += 1;
+                let (generation, tx) = (self.model_gen, self.tx.clone());
+                let max = self.call_max_model_message();
+                let handle = tokio::spawn(async move {
+                    let input = match connect_model(request, max).await {
+                        Ok(socket) => Input::ModelOpened(generation, Box::new(socket)),
+                        Err(e) => {
+                            tracing::warn!("cannot connect to OpenAI: {e}");
+                            Input::ModelFailed(generation)
+                        }
+                    };
+                    let _ = tx.send(input).await;
+                });
+                self.model = ModelLeg::Connecting(generation, handle);
+            }
+            Output::Http { id, request } => {
+                let (agent, tx) = (self.app.http.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.blocking_send(Input::Http(id, http(&agent, request)));
+                });
+            }
+            Output::ToolCall(tool) => {
+                // Tools without a webhook have no handler in this server.
+                let result = ToolResult {
+                    output: r#"{"error":"no handler"}"#.to_owned(),
+                    action: ToolAction::None,
+                };
+                self.ready.push_back(Input::Tool(tool.id, result));
+            }
+            Output::Transmit(transmit) => {
+                if let Some(udp) = &self.udp
+                    && let Err(e) = udp.send_to(&transmit.contents, transmit.destination).await
+                {
+                    tracing::debug!("UDP send failed: {e}");
+                }
+            }
+            Output::Event(event) => self.observe(now, &event),
+        }
+    }
+
+    fn call_max_model_message(&self) -> usize {
+        self.app.live().call.limits.max_model_message_bytes
+    }
+
+    fn observe(&mut self, now: Instant, event: &Event) {
+        self.app.metrics.observe(event, &mut self.gauge);
+        self.record.event(now, event);
+        match event {
+            Event::StreamStarted { .. }
+            | Event::ModelReady { .. }
+            | Event::Fallback { .. }
+            | Event::HangupRequested => tracing::info!(call = %self.call_sid, ?event),
+            Event::ModelError { .. } => tracing::warn!(call = %self.call_sid, ?event),
+            _ => tracing::debug!(call = %self.call_sid, ?event),
+        }
+    }
+}
+
+async fn recv_phone(phone: &mut Option<WebSocket>) -> Option<Result<Message, axum::Error>> {
+    match phone {
+        Some(phone) => phone.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_model(model: &mut ModelLeg) -> Option<tungstenite::Result<tungstenite::Message>> {
+    match model {
+        ModelLeg::Open(model) => model.next().await,
+        ModelLeg::None | ModelLeg::Connecting(..) => std::future::pending().await,
+    }
+}
+
+async fn recv_udp(udp: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match udp {
+        Some(udp) => udp.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the OpenAI WebSocket exactly as the core asked (URL and headers).
+async fn connect_model(request: ConnectRequest, max_message: usize) -> Result<ModelSocket, String> {
+    let mut upgrade = request
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    for (name, value) in &request.headers {
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes());
+        let value = tungstenite::http::HeaderValue::from_str(value);
+        let (Ok(name), Ok(value)) = (name, value) else {
+            return Err("a header the core asked for is not valid HTTP".to_owned());
+        };
+        upgrade.headers_mut().insert(name, value);
+    }
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(upgrade, Some(config), true, None)
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(socket)
+}
+
+/// Performs one HTTP request for the core (blocking; run on the blocking pool).
+fn http(agent: &ureq::Agent, request: HttpRequest) -> Result<HttpResponse, TransportFailure> {
+    use ureq::RequestExt as _;
+    let failed = |e: &dyn std::fmt::Display| TransportFailure(e.to_string());
+    let mut builder = ureq::http::Request::builder()
+        .method(request.method)
+        .uri(&request.url);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let sent = builder
+        .body(request.body)
+        .map_err(|e| failed(&e))?
+        .with_agent(agent)
+        .configure()
+        .timeout_global(Some(request.timeout))
+        .http_status_as_error(false)
+        .allow_non_standard_methods(true)
+        .run();
+    let mut response = sent.map_err(|e| failed(&e))?;
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_HTTP_BODY)
+        .read_to_vec()
+        .map_err(|e| failed(&e))?;
+    Ok(HttpResponse {
+        status: response.status().as_u16(),
+        headers,
+        body,
+    })
+}
