@@ -106,6 +106,27 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// The request's form fields, once its SignalWire signature checks out.
+fn verified_form(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Form, Box<Response>> {
+    let Some(form) = Form::parse(uri, body) else {
+        return Err(Box::new(rejected(app, "bad_form", StatusCode::BAD_REQUEST)));
+    };
+    if !signed(app, method, uri, headers, &form) {
+        return Err(Box::new(rejected(
+            app,
+            "webhook_signature",
+            StatusCode::FORBIDDEN,
+        )));
+    }
+    Ok(form)
+}
+
 /// `POST /incoming-call`: SignalWire's voice webhook. Answers with `<Connect><Stream>` carrying
 /// a per-call token both as `authBearerToken` and as a `<Parameter>`.
 async fn incoming_call(
@@ -115,12 +136,10 @@ async fn incoming_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(form) = Form::parse(&uri, &body) else {
-        return rejected(&app, "bad_form", StatusCode::BAD_REQUEST);
+    let form = match verified_form(&app, &method, &uri, &headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !signed(&app, &method, &uri, &headers, &form) {
-        return rejected(&app, "webhook_signature", StatusCode::FORBIDDEN);
-    }
     let Some(call_sid) = form.get("CallSid").filter(|s| !s.is_empty()) else {
         return rejected(&app, "no_call_sid", StatusCode::BAD_REQUEST);
     };
@@ -191,12 +210,10 @@ async fn transfer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(form) = Form::parse(&uri, &body) else {
-        return rejected(&app, "bad_form", StatusCode::BAD_REQUEST);
+    let form = match verified_form(&app, &method, &uri, &headers, &body) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !signed(&app, &method, &uri, &headers, &form) {
-        return rejected(&app, "webhook_signature", StatusCode::FORBIDDEN);
-    }
     let to = form
         .query
         .iter()
