@@ -108,6 +108,31 @@ pub fn tool_spec(name: &str, timeout: Duration) -> ToolSpec {
     }
 }
 
+/// Milliseconds of speech the caller heard in frames that finished playing in `from..to`.
+pub fn heard_speech_between(sim: &Sim, from: Duration, to: Duration) -> u32 {
+    sim.caller()
+        .heard
+        .iter()
+        .filter(|f| f.at > from && f.at < to && f.rms > 300.0)
+        .map(|f| f.ms)
+        .sum()
+}
+
+/// A call on an L16 phone leg at `rate_hz` that records the audio both ends saw.
+pub fn l16_call(seed: u64, rate_hz: u32, utterance_ms: u64) -> SimConfig {
+    let mut config = scenario(
+        seed,
+        2_000,
+        vec![say("Got it.", 1_200)],
+        vec![utterance(secs(3), ms(utterance_ms))],
+        secs(7),
+    );
+    config.caller.codec = barbara_core::audio::PhoneCodec::L16 { rate_hz };
+    config.caller.record_sent_audio = true;
+    config.openai.record_input_audio = true;
+    config
+}
+
 /// Runs the configuration twice and checks that both runs tell the same story; returns one.
 pub fn run_deterministic(config: SimConfig, limit: Duration) -> Sim {
     let mut first = Sim::new(config.clone());

@@ -729,28 +729,4 @@ mod tests {
         assert!(format!("{enc:?}").contains("8000"));
         assert!(format!("{dec:?}").contains("16000"));
     }
-
-    /// Prints encode and decode time per 20 ms frame (no assertion: machines differ).
-    #[test]
-    #[allow(clippy::disallowed_methods)] // timing the codec; the library itself reads no clock
-    fn time_per_frame() {
-        use std::time::Instant;
-        for rate in [8_000, 16_000, 24_000] {
-            let pcm = clip_at(CALLER_ORDER, rate);
-            let t = Instant::now();
-            let packets = encode_all(rate, &pcm);
-            let enc = t.elapsed();
-            let t = Instant::now();
-            let out = decode_all(rate, &packets);
-            let dec = t.elapsed();
-            let n = packets.len() as f64;
-            eprintln!(
-                "{rate} Hz: encode {:.1} us/frame, decode {:.1} us/frame ({} frames)",
-                enc.as_secs_f64() * 1e6 / n,
-                dec.as_secs_f64() * 1e6 / n,
-                packets.len()
-            );
-            assert_eq!(out.len(), packets.len() * rate as usize / 50);
-        }
-    }
 }

@@ -488,6 +488,9 @@ impl Sim {
             Delivery::ToolResult(id, result) => self.call.handle_tool_result(call_now, &id, result),
             Delivery::Http(id, response) => self.call.handle_http_response(call_now, id, response),
             Delivery::ToCaller(text) => {
+                // A hang-up due at this same instant happens first: the frame then meets a
+                // closed socket, as it would on a real network.
+                self.caller.handle_timeout(self.now);
                 if !self.caller.is_closed() {
                     self.caller.handle_text(self.now, &text);
                 }

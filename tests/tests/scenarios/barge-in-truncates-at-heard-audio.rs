@@ -29,13 +29,7 @@ fn barge_in_truncates_at_heard_audio() {
     assert!(truncates[0].accepted);
 
     // What the caller actually heard of the greeting is at least what we told the model.
-    let heard_before_cut: u32 = sim
-        .caller()
-        .heard
-        .iter()
-        .filter(|f| f.at <= at && f.rms > 300.0)
-        .map(|f| f.ms)
-        .sum();
+    let heard_before_cut = heard_speech_between(&sim, ms(0), at + ms(1));
     assert!(
         heard_before_cut >= *heard_ms,
         "{heard_before_cut} < {heard_ms}"
@@ -45,13 +39,7 @@ fn barge_in_truncates_at_heard_audio() {
     assert_eq!(sim.caller().clears.len(), 1);
     let cleared = sim.caller().clears[0];
     let reply_start = sim.openai().responses[1].created_at;
-    let leaked: u32 = sim
-        .caller()
-        .heard
-        .iter()
-        .filter(|f| f.at > cleared + ms(20) && f.at < reply_start && f.rms > 300.0)
-        .map(|f| f.ms)
-        .sum();
+    let leaked = heard_speech_between(&sim, cleared + ms(20), reply_start);
     assert_eq!(leaked, 0, "the caller heard {leaked} ms of cut audio");
     assert!(
         sim.caller().violations.is_empty(),

@@ -1,4 +1,3 @@
-use barbara_core::audio::PhoneCodec;
 use barbara_core::sim::speech::rms;
 use barbara_tests::*;
 
@@ -11,16 +10,7 @@ fn samples(bytes: &[u8]) -> Vec<i16> {
 
 #[test]
 fn l16_16k_resampled() {
-    let mut config = scenario(
-        13,
-        2_000,
-        vec![say("Got it.", 1_200)],
-        vec![utterance(secs(3), ms(1_500))],
-        secs(7),
-    );
-    config.caller.codec = PhoneCodec::L16 { rate_hz: 16_000 };
-    config.caller.record_sent_audio = true;
-    config.openai.record_input_audio = true;
+    let config = l16_call(13, 16_000, 1_500);
     let sim = run_deterministic(config, secs(20));
 
     let session = &sim.openai().session_updates[0];

@@ -1,18 +1,8 @@
-use barbara_core::audio::PhoneCodec;
 use barbara_tests::*;
 
 #[test]
 fn l16_24k_passthrough() {
-    let mut config = scenario(
-        12,
-        2_000,
-        vec![say("Got it.", 1_200)],
-        vec![utterance(secs(3), ms(1_000))],
-        secs(7),
-    );
-    config.caller.codec = PhoneCodec::L16 { rate_hz: 24_000 };
-    config.caller.record_sent_audio = true;
-    config.openai.record_input_audio = true;
+    let config = l16_call(12, 24_000, 1_000);
     let sim = run_deterministic(config, secs(20));
 
     let session = &sim.openai().session_updates[0];

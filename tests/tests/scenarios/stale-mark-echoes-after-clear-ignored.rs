@@ -22,13 +22,7 @@ fn stale_mark_echoes_after_clear_ignored() {
         let Event::BargeIn { heard_ms, .. } = event else {
             unreachable!()
         };
-        let heard: u32 = sim
-            .caller()
-            .heard
-            .iter()
-            .filter(|f| f.at <= at && f.rms > 300.0)
-            .map(|f| f.ms)
-            .sum();
+        let heard = heard_speech_between(&sim, ms(0), at + ms(1));
         assert!(*heard_ms <= heard, "claimed {heard_ms} ms, heard {heard}");
     }
     // Both truncates were accepted by the server: positions never exceeded what it sent.
