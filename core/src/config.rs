@@ -20,6 +20,12 @@ pub struct CallConfig {
     pub public_url: Option<String>,
     /// Instructions templates by called number (`To`), overriding `openai.instructions`.
     pub instructions_by_number: std::collections::BTreeMap<String, String>,
+    /// Which OpenAI API answers calls, unless the called number has its own.
+    pub backend: Backend,
+    /// Backends by called number (`To`), overriding `backend`.
+    pub backend_by_number: std::collections::BTreeMap<String, Backend>,
+    /// Settings of the Live backend.
+    pub live: LiveConfig,
     /// Which transport carries the OpenAI leg.
     pub transport: TransportChoice,
     /// WebRTC settings (used unless the transport is WebSocket only).
@@ -28,6 +34,65 @@ pub struct CallConfig {
     pub l16_byte_order: ByteOrder,
     /// Caps and deadlines.
     pub limits: Limits,
+}
+
+/// Which OpenAI API carries a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// The Realtime API (`/v1/realtime`): turn-based, server VAD, tools on the model.
+    #[default]
+    Realtime,
+    /// The Live API (`/v1/live/sessions`): full duplex, tools through Responses delegation.
+    Live,
+}
+
+impl Backend {
+    /// Reads `realtime` or `live` (any case).
+    pub fn parse(text: &str) -> Option<Backend> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "realtime" => Some(Backend::Realtime),
+            "live" => Some(Backend::Live),
+            _ => None,
+        }
+    }
+
+    /// `realtime` or `live`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Realtime => "realtime",
+            Backend::Live => "live",
+        }
+    }
+}
+
+/// Settings of the Live backend (the voice, key and base URL are shared with Realtime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// The Live voice model, e.g. `gpt-live-1`.
+    pub model: String,
+    /// The Responses model that runs delegated tool calls.
+    pub delegation_model: String,
+    /// Instructions for that backend model; tool fillers are added to them.
+    pub delegation_instructions: String,
+    /// What the model is told when the call connects, so that it greets the caller.
+    pub greeting: String,
+    /// How long to wait for `session.closed` after `session.close`.
+    pub close_timeout: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            model: DEFAULT_LIVE_MODEL.to_owned(),
+            delegation_model: DEFAULT_LIVE_DELEGATION_MODEL.to_owned(),
+            delegation_instructions:
+                "Run the caller's request with the tools; answer briefly for a phone call."
+                    .to_owned(),
+            greeting: "The call just connected. Greet the caller and ask how you can help."
+                .to_owned(),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Which transport carries the OpenAI leg.
@@ -243,6 +308,9 @@ impl CallConfig {
             signalwire: None,
             public_url: None,
             instructions_by_number: std::collections::BTreeMap::new(),
+            backend: Backend::Realtime,
+            backend_by_number: std::collections::BTreeMap::new(),
+            live: LiveConfig::default(),
             transport: TransportChoice::Auto,
             webrtc: WebRtcConfig::default(),
             l16_byte_order: ByteOrder::Little,
@@ -255,3 +323,7 @@ impl CallConfig {
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// The default Realtime model (`gpt-realtime` and `gpt-realtime-mini` shut down on 2027-01-20).
 pub const DEFAULT_REALTIME_MODEL: &str = "gpt-realtime-2.1";
+/// The default Live model.
+pub const DEFAULT_LIVE_MODEL: &str = "gpt-live-1";
+/// The default Responses model behind Live's tool delegation.
+pub const DEFAULT_LIVE_DELEGATION_MODEL: &str = "gpt-5.6-terra";

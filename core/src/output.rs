@@ -219,6 +219,9 @@ pub enum EndReason {
     StreamNeverStarted,
     /// The OpenAI session did not become ready in time.
     ModelConnectTimeout,
+    /// OpenAI closed the Live session itself, with this `session.closed` reason (`expired`,
+    /// `content`, `remote_hangup`, `connection_lost`).
+    ModelSessionClosed(String),
     /// The media stream described audio the bridge cannot carry.
     UnsupportedMediaFormat(String),
 }
@@ -333,6 +336,18 @@ pub enum Event {
         input_tokens: u64,
         /// Output tokens.
         output_tokens: u64,
+    },
+    /// Session time billed so far (Live `session.usage.updated`; cumulative).
+    BilledSeconds {
+        /// Seconds.
+        seconds: f64,
+    },
+    /// The Live session closed (`session.closed`), before the call ended.
+    ModelSessionClosed {
+        /// `close_requested`, `expired`, `content`, `remote_hangup` or `connection_lost`.
+        reason: String,
+        /// The final billed seconds, when given.
+        billed_seconds: Option<f64>,
     },
     /// OpenAI reported an error.
     ModelError {
