@@ -72,6 +72,7 @@ pub mod audio;
 mod call;
 mod config;
 mod error;
+mod input;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod media_path;
@@ -90,5 +91,6 @@ mod webrtc;
 pub use call::{Call, CallStats, WsMessage};
 pub use config::*;
 pub use error::ConfigError;
+pub use input::Input;
 pub use output::*;
 pub use timer::Timer;
