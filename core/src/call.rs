@@ -159,6 +159,11 @@ impl Call {
         })
     }
 
+    /// The configuration the call was made with.
+    pub fn config(&self) -> &CallConfig {
+        &self.config
+    }
+
     /// The seed the call was made with.
     pub fn seed(&self) -> [u8; 32] {
         self.seed
