@@ -389,6 +389,8 @@ impl RealtimeLeg {
                 | ModelEvent::ToolCall { .. }
                 | ModelEvent::Transcript { .. }
                 | ModelEvent::Usage { .. }
+                | ModelEvent::BilledSeconds(_)
+                | ModelEvent::SessionClosed { .. }
                 | ModelEvent::Error { .. }
                 | ModelEvent::Fallback { .. }
                 | ModelEvent::Closed
