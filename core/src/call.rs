@@ -676,6 +676,7 @@ impl Call {
             | ModelEvent::Usage { .. }
             | ModelEvent::Error { .. }
             | ModelEvent::Fallback { .. }
+            | ModelEvent::Reconnecting { .. }
             | ModelEvent::BadMessage { .. } => {}
         }
     }
@@ -703,6 +704,9 @@ impl Call {
             ModelEvent::CallerSpeechStarted => self.barge_in(now, false),
             ModelEvent::Fallback { from, to, reason } => {
                 self.push_event(Event::Fallback { from, to, reason });
+            }
+            ModelEvent::Reconnecting { attempt, after } => {
+                self.push_event(Event::ModelReconnecting { attempt, after });
             }
             ModelEvent::Closed => {
                 self.model_closed = true;

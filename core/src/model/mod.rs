@@ -60,6 +60,11 @@ pub(crate) enum ModelEvent {
         to: &'static str,
         reason: String,
     },
+    /// The connection dropped; the leg reconnects after `after`.
+    Reconnecting {
+        attempt: u32,
+        after: std::time::Duration,
+    },
     /// The connection closed and the leg cannot go on.
     Closed,
     /// A message was dropped as malformed.

@@ -24,6 +24,10 @@ use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
 pub(crate) const WEBRTC: &str = "realtime/webrtc";
 /// Short names for events and metrics.
 pub(crate) const WEBSOCKET: &str = "realtime/websocket";
+/// WebSocket reconnections tried before the call gives up on the model.
+const MAX_RECONNECTS: u32 = 3;
+/// The first reconnection's back-off; each next one doubles it.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 enum Transport {
@@ -61,6 +65,10 @@ pub(crate) struct RealtimeLeg {
     last_received: Option<Instant>,
     /// The session was ready once: a new connection gets the history.
     was_ready: bool,
+    /// WebSocket reconnections tried since the session was last ready.
+    reconnects: u32,
+    /// When to open the WebSocket again after it dropped.
+    reconnect_at: Option<Instant>,
     boundary_seed: u64,
     outputs: VecDeque<ModelOutput>,
     events: VecDeque<ModelEvent>,
@@ -83,6 +91,8 @@ impl RealtimeLeg {
             deadline: None,
             last_received: None,
             was_ready: false,
+            reconnects: 0,
+            reconnect_at: None,
             boundary_seed: seed,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -268,6 +278,10 @@ impl RealtimeLeg {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.reconnect_at.is_some_and(|t| t <= now) {
+            self.reconnect_at = None;
+            self.start_websocket();
+        }
         if let Transport::WebRtc { rtc, .. } = &mut self.transport
             && rtc.poll_timeout().is_some_and(|t| t <= now)
         {
@@ -295,7 +309,10 @@ impl RealtimeLeg {
             Transport::WebRtc { rtc, .. } => rtc.poll_timeout(),
             Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
         };
-        [rtc, self.deadline].into_iter().flatten().min()
+        [rtc, self.deadline, self.reconnect_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the WebRTC connection's output: datagrams out, channel and audio events in.
@@ -365,6 +382,7 @@ impl RealtimeLeg {
                         self.session.replay_history();
                     }
                     self.was_ready = true;
+                    self.reconnects = 0;
                     self.events.push_back(ModelEvent::Ready);
                 }
                 ModelEvent::Audio { item_id, audio, .. } => {
@@ -393,6 +411,7 @@ impl RealtimeLeg {
                 | ModelEvent::SessionClosed { .. }
                 | ModelEvent::Error { .. }
                 | ModelEvent::Fallback { .. }
+                | ModelEvent::Reconnecting { .. }
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }
@@ -432,11 +451,23 @@ impl RealtimeLeg {
         }
     }
 
-    pub(crate) fn handle_ws_closed(&mut self, _now: Instant) {
+    pub(crate) fn handle_ws_closed(&mut self, now: Instant) {
         if let Transport::WebSocket { .. } = self.transport {
             self.transport = Transport::Closed;
             self.session.disconnected();
-            self.events.push_back(ModelEvent::Closed);
+            // A session that worked once is worth a few new tries; one that never came up
+            // (a refused key, a wrong URL) is not.
+            if self.was_ready && self.reconnects < MAX_RECONNECTS {
+                let after = RECONNECT_BACKOFF * 2u32.pow(self.reconnects);
+                self.reconnects += 1;
+                self.reconnect_at = Some(now + after);
+                self.events.push_back(ModelEvent::Reconnecting {
+                    attempt: self.reconnects,
+                    after,
+                });
+            } else {
+                self.events.push_back(ModelEvent::Closed);
+            }
         }
     }
 
@@ -537,6 +568,7 @@ impl RealtimeLeg {
         }
         self.session.disconnected();
         self.deadline = None;
+        self.reconnect_at = None;
     }
 
     pub(crate) fn poll_output(&mut self) -> Option<ModelOutput> {
