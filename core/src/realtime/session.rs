@@ -87,6 +87,8 @@ pub(crate) struct RealtimeSession {
     /// WebRTC: the server's output audio buffer is playing.
     output_playing: bool,
     /// The conversation so far, as items a new session can be given.
+    /// The server heard the caller start an utterance and not yet stop.
+    caller_speaking: bool,
     history: VecDeque<serde_json::Value>,
 }
 
@@ -122,6 +124,7 @@ impl RealtimeSession {
             items: VecDeque::new(),
             webrtc: false,
             output_playing: false,
+            caller_speaking: false,
             history: VecDeque::new(),
         }
     }
@@ -171,6 +174,7 @@ impl RealtimeSession {
     /// The opening connection knows nothing of the last one's responses or audio.
     fn new_connection(&mut self, webrtc: bool) {
         self.webrtc = webrtc;
+        self.caller_speaking = false;
         self.state = State::Connecting;
         self.active = None;
         self.output_playing = false;
@@ -256,6 +260,7 @@ impl RealtimeSession {
                 }
             }
             ServerEvent::SpeechStarted { .. } => {
+                self.caller_speaking = true;
                 self.events.push_back(ModelEvent::CallerSpeechStarted)
             }
             ServerEvent::InputTranscript { transcript, .. } => {
@@ -342,8 +347,8 @@ impl RealtimeSession {
             ServerEvent::OutputAudioStopped { .. } | ServerEvent::OutputAudioCleared { .. } => {
                 self.output_playing = false
             }
+            ServerEvent::SpeechStopped { .. } => self.caller_speaking = false,
             ServerEvent::SessionCreated
-            | ServerEvent::SpeechStopped { .. }
             | ServerEvent::Truncated { .. }
             | ServerEvent::Ignored(_) => {}
         }
@@ -548,6 +553,12 @@ impl RealtimeSession {
 
     pub(crate) fn is_idle(&self) -> bool {
         self.active.is_none() && !self.create_pending && !self.output_playing
+    }
+
+    /// Between turns: the model is idle and the caller is not mid-utterance (whose audio the
+    /// server holds uncommitted).
+    pub(crate) fn at_turn_boundary(&self) -> bool {
+        self.is_idle() && !self.caller_speaking
     }
 
     /// Whether the session has accepted its configuration.
