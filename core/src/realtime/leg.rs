@@ -252,6 +252,8 @@ impl RealtimeLeg {
             rtc.handle_timeout(now);
         }
         self.drain_rtc(now);
+        self.session.handle_timeout(now);
+        self.flush_session(now);
         if self.rollover_at.is_some_and(|t| t <= now) {
             self.rollover_at = None;
             self.rollover_due = true;
@@ -280,10 +282,15 @@ impl RealtimeLeg {
             Transport::WebRtc { rtc, .. } => rtc.poll_timeout(),
             Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
         };
-        [rtc, self.reconnect_at, self.rollover_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            rtc,
+            self.reconnect_at,
+            self.rollover_at,
+            self.session.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the WebRTC connection's output: datagrams out, channel and audio events in.
