@@ -319,6 +319,10 @@ fn config_errors_stop_start_up_with_one_line_and_exit_2() {
         stderr.contains("PORT") && !stderr.contains("sk-secret-value"),
         "{stderr}"
     );
+    let (code, stderr) = run(&[("OPENAI_API_KEY", "sk-test"), ("BARBARA_BACKEND", "turbo")]);
+    assert_eq!(code, Some(2));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("BARBARA_BACKEND"), "{stderr}");
 }
 
 #[test]
