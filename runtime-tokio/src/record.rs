@@ -78,12 +78,24 @@ impl Record {
 
     /// Appends `input`, about to be fed.
     pub(crate) fn input(&mut self, input: &Input) {
-        if self.file.is_none() {
-            return;
+        // Written straight from the input: its text and base64 are most of the record.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            record: &'static str,
+            #[serde(flatten)]
+            input: &'a Input,
         }
-        let mut line = serde_json::to_value(input).unwrap_or_default();
-        line["record"] = "input".into();
-        self.write(&line);
+        let line = Line {
+            record: "input",
+            input,
+        };
+        let Some(file) = &mut self.file else { return };
+        let written = serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"));
+        if let Err(e) = written {
+            self.failed(&e);
+        }
     }
 
     /// Appends `event` as it happened at `now`.
