@@ -176,6 +176,7 @@ struct LimitsDef {
     model_connect_timeout: Duration,
     hangup_drain: Duration,
     http_timeout: Duration,
+    session_rollover: Option<Duration>,
 }
 
 // `with` modules for the containers of remote types.
