@@ -141,7 +141,7 @@ impl Default for WebRtcConfig {
 }
 
 /// How to reach OpenAI and what to tell the model.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiConfig {
     /// API key sent as `Authorization: Bearer`; never logged.
     pub api_key: String,
@@ -230,7 +230,7 @@ impl Default for Builtins {
 }
 
 /// SignalWire Compatibility REST API credentials, used to hang up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignalWireRest {
     /// e.g. `https://example.signalwire.com`.
     pub space_url: String,
@@ -238,6 +238,32 @@ pub struct SignalWireRest {
     pub project_id: String,
     /// API token, the Basic-auth password; never logged.
     pub api_token: String,
+}
+
+impl std::fmt::Debug for OpenAiConfig {
+    // The key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("api_key", &"<redacted>")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("voice", &self.voice)
+            .field("instructions", &self.instructions)
+            .field("turn_detection", &self.turn_detection)
+            .field("transcription_model", &self.transcription_model)
+            .field("greet_first", &self.greet_first)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SignalWireRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalWireRest")
+            .field("space_url", &self.space_url)
+            .field("project_id", &self.project_id)
+            .field("api_token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Caps on every peer-fed queue, and the core's deadlines.

@@ -416,3 +416,17 @@ fn webrtc_first_creates_the_session_with_json_then_falls_back_to_the_websocket()
             .any(|o| matches!(o, Output::Connect(c) if c.url.ends_with("/live/sessions")))
     );
 }
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let mut config = CallConfig::new("sk-secret-key-123");
+    config.signalwire = Some(crate::SignalWireRest {
+        space_url: "https://example.signalwire.com".to_owned(),
+        project_id: "p".to_owned(),
+        api_token: "PT-secret-token".to_owned(),
+    });
+    let text = format!("{config:?}");
+    assert!(!text.contains("sk-secret-key-123"), "{text}");
+    assert!(!text.contains("PT-secret-token"), "{text}");
+    assert!(text.contains("<redacted>"));
+}
