@@ -72,9 +72,9 @@ pub mod audio;
 mod call;
 mod config;
 mod error;
-mod input;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+mod input;
 mod media_path;
 pub mod media_stream;
 mod model;
