@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::config::CallConfig;
+use crate::config::{Backend, CallConfig};
 use crate::error::ConfigError;
 use crate::media_stream::session::{PhoneEvent, PhoneLeg};
 use crate::model::{ModelEvent, ModelLeg, ModelOutput, ModelRequest};
@@ -18,6 +18,10 @@ use crate::output::{
 use crate::playout::Playout;
 use crate::timer::{Timer, TimerTable};
 use crate::tools::{ToolRunner, builtins};
+
+/// Most unplayed audio a full-duplex model may have queued at SignalWire before the bridge
+/// clears it to catch up.
+const MAX_DUPLEX_BACKLOG_MS: u32 = 1000;
 
 /// A whole WebSocket message, as the runtime received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +99,10 @@ pub struct Call {
     held_overflowing: bool,
     dtmf_digits: String,
     hangup: Option<Hangup>,
+    /// The call is over for the caller: set at once, while the model leg may still be closing.
     ended: Option<EndReason>,
+    /// `CallEnded` went out: nothing more happens.
+    finished: bool,
     first_audio_sent: bool,
     greeted: bool,
     next_request: u64,
@@ -125,12 +132,7 @@ impl Call {
                 config.limits.max_phone_message_bytes,
                 config.limits.max_outstanding_marks,
             ),
-            model: ModelLeg::new(
-                &config,
-                u64::from_le_bytes([
-                    seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
-                ]),
-            ),
+            model: ModelLeg::new(&config, config.backend, leg_seed(&seed)),
             config,
             seed,
             unix_time,
@@ -151,6 +153,7 @@ impl Call {
             dtmf_digits: String::new(),
             hangup: None,
             ended: None,
+            finished: false,
             first_audio_sent: false,
             greeted: false,
             next_request: 0,
@@ -186,9 +189,9 @@ impl Call {
         stats
     }
 
-    /// Why the call ended, once it has.
+    /// Why the call ended, once it has (after [`Event::CallEnded`]).
     pub fn end_reason(&self) -> Option<&EndReason> {
-        self.ended.as_ref()
+        self.ended.as_ref().filter(|_| self.finished)
     }
 
     /// Lengths of the call's peer-fed queues: (held caller audio in bytes, pending marks,
@@ -205,7 +208,17 @@ impl Call {
     /// A whole WebSocket message arrived on `leg`.
     pub fn handle_ws_message(&mut self, now: Instant, leg: Leg, message: WsMessage<'_>) {
         let now = self.clamp(now);
+        if self.finished {
+            return;
+        }
         if self.ended.is_some() {
+            // Only the model leg's closing handshake is still running.
+            if let (Leg::Model, WsMessage::Text(text)) = (leg, message)
+                && text.len() <= self.config.limits.max_model_message_bytes
+            {
+                self.model.handle_ws_text(now, text);
+                self.pump(now);
+            }
             return;
         }
         match (leg, message) {
@@ -261,7 +274,7 @@ impl Call {
                 self.end(now, EndReason::PhoneSocketClosed);
             }
             Leg::Model => {
-                if self.ended.is_none() {
+                if !self.finished {
                     self.model.handle_ws_closed(now);
                 }
             }
@@ -358,7 +371,14 @@ impl Call {
     /// Wakes the call at or after [`Call::poll_timeout`]; earlier calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.clamp(now);
+        if self.finished {
+            return;
+        }
         if self.ended.is_some() {
+            if self.timers.expire(Timer::Model, now) {
+                self.model.handle_timeout(now);
+            }
+            self.pump(now);
             return;
         }
         if self.timers.expire(Timer::StreamStart, now) {
@@ -461,6 +481,8 @@ impl Call {
                 });
                 self.phone_codec = Some(codec);
                 self.playout = Some(Playout::new(codec.frame_bytes()));
+                let backend = self.backend();
+                self.model = ModelLeg::new(&self.config, backend, leg_seed(&self.seed));
                 let instructions = self.instructions(now);
                 self.model.start(now, codec, instructions);
                 self.timers.set(
@@ -483,15 +505,27 @@ impl Call {
         }
     }
 
-    /// The instructions for this call: the called number's template, else the default one.
-    fn instructions(&self, now: Instant) -> String {
-        let to = self
-            .context
+    /// The called number, from the stream's `customParameters`.
+    fn called_number(&self) -> Option<&str> {
+        self.context
             .custom_parameters
             .iter()
             .find(|(k, _)| k == "To")
-            .map(|(_, v)| v.as_str());
-        let template = to
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The backend for this call: the called number's, else the default.
+    fn backend(&self) -> Backend {
+        self.called_number()
+            .and_then(|to| self.config.backend_by_number.get(to))
+            .copied()
+            .unwrap_or(self.config.backend)
+    }
+
+    /// The instructions for this call: the called number's template, else the default one.
+    fn instructions(&self, now: Instant) -> String {
+        let template = self
+            .called_number()
             .and_then(|to| self.config.instructions_by_number.get(to))
             .unwrap_or(&self.config.openai.instructions);
         crate::prompt::render(template, &self.context, self.unix_time + self.elapsed(now))
@@ -553,7 +587,8 @@ impl Call {
         let speaking = self.phone.is_playing()
             || self.playout.as_ref().is_some_and(|p| !p.is_empty())
             || !self.model.is_idle();
-        if speaking && self.hangup.is_none() {
+        // A full-duplex model hears the keys through its instructions and decides itself.
+        if speaking && self.hangup.is_none() && !self.model.full_duplex() {
             self.barge_in(now, true);
         }
         if self.dtmf_digits.len() < self.config.limits.max_dtmf_digits {
@@ -588,6 +623,8 @@ impl Call {
                 progressed = true;
                 if self.ended.is_none() {
                     self.on_model_event(now, event);
+                } else {
+                    self.closing_model_event(event);
                 }
             }
             while let Some(output) = self.model.poll_output() {
@@ -612,8 +649,36 @@ impl Call {
             self.set_timer(Timer::Model, self.model.poll_timeout());
             let playout = self.playout.as_ref().and_then(Playout::next_tick);
             self.set_timer(Timer::Playout, playout);
+        } else if !self.finished {
+            self.set_timer(Timer::Model, self.model.poll_timeout());
         }
         self.check_hangup(now);
+    }
+
+    /// A model event while the leg closes after the call ended: only its end matters.
+    fn closing_model_event(&mut self, event: ModelEvent) {
+        match event {
+            ModelEvent::SessionClosed {
+                reason,
+                billed_seconds,
+            } => self.push_event(Event::ModelSessionClosed {
+                reason,
+                billed_seconds,
+            }),
+            ModelEvent::Closed => self.finish(),
+            ModelEvent::Ready
+            | ModelEvent::Audio { .. }
+            | ModelEvent::AudioDone { .. }
+            | ModelEvent::CallerSpeechStarted
+            | ModelEvent::ToolCall { .. }
+            | ModelEvent::Transcript { .. }
+            | ModelEvent::BilledSeconds(_)
+            | ModelEvent::Usage { .. }
+            | ModelEvent::Error { .. }
+            | ModelEvent::Fallback { .. }
+            | ModelEvent::Reconnecting { .. }
+            | ModelEvent::BadMessage { .. } => {}
+        }
     }
 
     fn on_model_event(&mut self, now: Instant, event: ModelEvent) {
@@ -640,6 +705,9 @@ impl Call {
             ModelEvent::Fallback { from, to, reason } => {
                 self.push_event(Event::Fallback { from, to, reason });
             }
+            ModelEvent::Reconnecting { attempt, after } => {
+                self.push_event(Event::ModelReconnecting { attempt, after });
+            }
             ModelEvent::Closed => {
                 self.model_closed = true;
                 if self.hangup.is_none() {
@@ -653,6 +721,19 @@ impl Call {
             } => self.tool_call(now, call_id, name, &arguments),
             ModelEvent::Transcript { role, text } => {
                 self.push_event(Event::Transcript { role, text })
+            }
+            ModelEvent::BilledSeconds(seconds) => self.push_event(Event::BilledSeconds { seconds }),
+            ModelEvent::SessionClosed {
+                reason,
+                billed_seconds,
+            } => {
+                self.push_event(Event::ModelSessionClosed {
+                    reason: reason.clone(),
+                    billed_seconds,
+                });
+                if reason != "close_requested" && self.hangup.is_none() {
+                    self.end(now, EndReason::ModelSessionClosed(reason));
+                }
             }
             ModelEvent::Usage {
                 input_tokens,
@@ -698,6 +779,14 @@ impl Call {
             }
             self.play_due(now);
             return;
+        }
+        if self.model.full_duplex() && self.phone.unplayed_ms() > MAX_DUPLEX_BACKLOG_MS {
+            // A full-duplex model streams in real time: audio this far behind (after a stall
+            // on the way) would stay behind for the rest of the call. Drop it and catch up.
+            let _ = self.phone.clear();
+            self.push_event(Event::Overloaded {
+                queue: "caller_playback",
+            });
         }
         self.send_to_caller(item_id, audio);
     }
@@ -760,10 +849,13 @@ impl Call {
             ModelOutput::Connect(request) if !ended => {
                 self.outputs.push_back(Output::Connect(request))
             }
-            ModelOutput::Send(text) if !ended => self.outputs.push_back(Output::Send {
-                leg: Leg::Model,
-                text,
-            }),
+            // A closing leg may still say goodbye (`session.close`).
+            ModelOutput::Send(text) if !ended || self.model.is_closing() => {
+                self.outputs.push_back(Output::Send {
+                    leg: Leg::Model,
+                    text,
+                })
+            }
             ModelOutput::Close => self.outputs.push_back(Output::Close { leg: Leg::Model }),
             ModelOutput::Http(request_kind, request) => {
                 self.next_request += 1;
@@ -1006,12 +1098,26 @@ impl Call {
         if let Some(playout) = self.playout.as_mut() {
             playout.flush();
         }
-        self.ended = Some(reason.clone());
+        self.ended = Some(reason);
         self.model.close(now);
         while let Some(output) = self.model.poll_output() {
             self.model_output(output);
         }
-        self.push_event(Event::CallEnded { reason });
+        if !self.model.is_closing() {
+            self.finish();
+        }
+    }
+
+    /// The model leg is closed too: the call is over.
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.timers = TimerTable::default();
+        if let Some(reason) = self.ended.clone() {
+            self.push_event(Event::CallEnded { reason });
+        }
     }
 
     fn bad_input(&mut self, leg: Leg, kind: BadInputKind) {
@@ -1100,6 +1206,13 @@ fn validate(config: &CallConfig) -> Result<(), ConfigError> {
         names.push(&tool.name);
     }
     Ok(())
+}
+
+/// The model leg's seed (multipart boundaries and the like), from the call's.
+fn leg_seed(seed: &[u8; 32]) -> u64 {
+    u64::from_le_bytes([
+        seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7],
+    ])
 }
 
 fn basic_auth(user: &str, password: &str) -> String {

@@ -75,6 +75,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod input;
+pub mod live;
 mod media_path;
 pub mod media_stream;
 mod model;

@@ -277,6 +277,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The OpenAI WebSocket dropped mid-call; a new session (given the conversation so far)
+    /// is opened after a back-off.
+    ModelReconnecting {
+        /// 1 for the first attempt since the session was last ready.
+        attempt: u32,
+        /// The back-off before it.
+        after: Duration,
+    },
     /// The first model audio of the call went to the caller.
     FirstAudioToCaller,
     /// The caller spoke over the model: playback cleared, the model told what was heard.

@@ -308,6 +308,12 @@ impl PhoneLeg {
         self.current.take()
     }
 
+    /// Milliseconds of the current item sent but not yet confirmed played.
+    pub(crate) fn unplayed_ms(&self) -> u32 {
+        self.playing_item()
+            .map_or(0, |p| p.sent_ms.saturating_sub(p.heard_ms))
+    }
+
     /// The item now playing, if any audio of it is unconfirmed.
     pub(crate) fn playing_item(&self) -> Option<&ItemPlayback> {
         self.current.as_ref().filter(|_| self.is_playing())

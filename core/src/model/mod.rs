@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::audio::PhoneCodec;
-use crate::config::CallConfig;
+use crate::config::{Backend, CallConfig};
+use crate::live::leg::LiveLeg;
 use crate::output::{ConnectRequest, HttpRequest, HttpResponse, Role, Transmit, TransportFailure};
 use crate::realtime::leg::RealtimeLeg;
 
@@ -35,6 +36,13 @@ pub(crate) enum ModelEvent {
     },
     /// A finished transcript line.
     Transcript { role: Role, text: String },
+    /// Session time billed so far (cumulative).
+    BilledSeconds(f64),
+    /// The server closed the session (Live `session.closed`).
+    SessionClosed {
+        reason: String,
+        billed_seconds: Option<f64>,
+    },
     /// Tokens used by a response.
     Usage {
         input_tokens: u64,
@@ -51,6 +59,11 @@ pub(crate) enum ModelEvent {
         from: &'static str,
         to: &'static str,
         reason: String,
+    },
+    /// The connection dropped; the leg reconnects after `after`.
+    Reconnecting {
+        attempt: u32,
+        after: std::time::Duration,
     },
     /// The connection closed and the leg cannot go on.
     Closed,
@@ -87,19 +100,39 @@ pub(crate) enum ModelOutput {
 pub(crate) enum ModelLeg {
     /// OpenAI Realtime (GA), over WebRTC or WebSocket.
     Realtime(Box<RealtimeLeg>),
+    /// OpenAI Live, over WebSocket.
+    Live(Box<LiveLeg>),
 }
 
 macro_rules! each {
     ($self:ident, $leg:ident => $body:expr) => {
         match $self {
             ModelLeg::Realtime($leg) => $body,
+            ModelLeg::Live($leg) => $body,
         }
     };
 }
 
 impl ModelLeg {
-    pub(crate) fn new(config: &CallConfig, seed: u64) -> Self {
-        ModelLeg::Realtime(Box::new(RealtimeLeg::new(config, seed)))
+    pub(crate) fn new(config: &CallConfig, backend: Backend, seed: u64) -> Self {
+        match backend {
+            Backend::Realtime => ModelLeg::Realtime(Box::new(RealtimeLeg::new(config, seed))),
+            Backend::Live => ModelLeg::Live(Box::new(LiveLeg::new(config))),
+        }
+    }
+
+    /// Whether the model listens while it speaks and handles barge-in itself (Live): the bridge
+    /// then never cuts its audio for the caller's speech or keys.
+    pub(crate) fn full_duplex(&self) -> bool {
+        matches!(self, ModelLeg::Live(_))
+    }
+
+    /// Whether the leg is closing gracefully and the call must wait for it to finish.
+    pub(crate) fn is_closing(&self) -> bool {
+        match self {
+            ModelLeg::Realtime(_) => false,
+            ModelLeg::Live(leg) => leg.is_closing(),
+        }
     }
 
     pub(crate) fn transport_name(&self) -> &'static str {

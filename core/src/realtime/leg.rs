@@ -17,25 +17,24 @@ use crate::model::{ModelEvent, ModelOutput, ModelRequest};
 use crate::output::{HttpResponse, TransportFailure};
 use crate::realtime::calls;
 use crate::realtime::session::RealtimeSession;
-use crate::webrtc::media::RtcMedia;
-use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
+use crate::webrtc::transport::{RtcTransport, RtcTransportEvent};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "realtime/webrtc";
 /// Short names for events and metrics.
 pub(crate) const WEBSOCKET: &str = "realtime/websocket";
+/// WebSocket reconnections tried before the call gives up on the model.
+const MAX_RECONNECTS: u32 = 3;
+/// The first reconnection's back-off; each next one doubles it.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 enum Transport {
     /// Not started (no `start` yet).
     Idle,
     WebRtc {
-        rtc: Box<RtcLeg>,
-        media: Option<RtcMedia>,
+        rtc: Box<RtcTransport>,
         call_id: Option<String>,
-        /// Waiting for the call-creation answer.
-        creating: bool,
-        channel_open: bool,
     },
     WebSocket {
         media: MediaPath,
@@ -56,16 +55,16 @@ pub(crate) struct RealtimeLeg {
     order: ByteOrder,
     phone: Option<PhoneCodec>,
     transport: Transport,
-    /// When the WebRTC connection must be up, or counts as lost.
-    deadline: Option<Instant>,
-    last_received: Option<Instant>,
     /// The session was ready once: a new connection gets the history.
     was_ready: bool,
+    /// WebSocket reconnections tried since the session was last ready.
+    reconnects: u32,
+    /// When to open the WebSocket again after it dropped.
+    reconnect_at: Option<Instant>,
     boundary_seed: u64,
     outputs: VecDeque<ModelOutput>,
     events: VecDeque<ModelEvent>,
     scratch: Vec<u8>,
-    packets: Vec<Vec<u8>>,
 }
 
 impl RealtimeLeg {
@@ -80,14 +79,13 @@ impl RealtimeLeg {
             order: config.l16_byte_order,
             phone: None,
             transport: Transport::Idle,
-            deadline: None,
-            last_received: None,
             was_ready: false,
+            reconnects: 0,
+            reconnect_at: None,
             boundary_seed: seed,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),
-            packets: Vec::new(),
         }
     }
 
@@ -114,13 +112,12 @@ impl RealtimeLeg {
     }
 
     fn start_webrtc(&mut self, now: Instant) {
-        let mut rtc = match RtcLeg::new(now, &self.webrtc.local_addrs) {
-            Ok(rtc) => rtc,
-            Err(e) => return self.fail(now, e.to_string()),
+        let Some(phone) = self.phone else {
+            return;
         };
-        let offer = match rtc.create_offer(now) {
-            Ok(offer) => offer,
-            Err(e) => return self.fail(now, e.to_string()),
+        let (rtc, offer) = match RtcTransport::start(now, &self.webrtc, phone, self.order) {
+            Ok(started) => started,
+            Err(reason) => return self.fail(now, reason),
         };
         let session = self.session.begin_webrtc();
         let boundary = format!("barbara-{:016x}", self.boundary_seed);
@@ -136,12 +133,8 @@ impl RealtimeLeg {
             .push_back(ModelOutput::Http(ModelRequest::CreateCall, request));
         self.transport = Transport::WebRtc {
             rtc: Box::new(rtc),
-            media: None,
             call_id: None,
-            creating: true,
-            channel_open: false,
         };
-        self.deadline = Some(now + self.webrtc.connect_timeout);
         self.drain_rtc(now);
     }
 
@@ -161,7 +154,6 @@ impl RealtimeLeg {
         let request = self.session.begin_websocket(audio);
         self.outputs.push_back(ModelOutput::Connect(request));
         self.transport = Transport::WebSocket { media, open: false };
-        self.deadline = None;
     }
 
     /// WebRTC did not work: fall back (in `auto`) or give up.
@@ -183,7 +175,6 @@ impl RealtimeLeg {
             }
         }
         self.session.disconnected();
-        self.deadline = None;
         if self.choice == TransportChoice::Auto && (was_webrtc || self.phone.is_some()) {
             self.events.push_back(ModelEvent::Fallback {
                 from: WEBRTC,
@@ -209,41 +200,22 @@ impl RealtimeLeg {
         if request != ModelRequest::CreateCall {
             return;
         }
-        let Transport::WebRtc { creating: true, .. } = &self.transport else {
+        let Transport::WebRtc { rtc, .. } = &self.transport else {
             return;
         };
+        if !rtc.is_creating() {
+            return;
+        }
         let created = match calls::read_created(response) {
             Ok(created) => created,
             Err(reason) => return self.fail(now, reason),
         };
-        let Some(phone) = self.phone else {
+        let Transport::WebRtc { rtc, call_id } = &mut self.transport else {
             return;
         };
-        let order = self.order;
-        let Transport::WebRtc {
-            rtc,
-            media,
-            call_id,
-            creating,
-            ..
-        } = &mut self.transport
-        else {
-            return;
-        };
-        *creating = false;
         *call_id = created.call_id;
-        let prefer = match phone {
-            PhoneCodec::Pcmu => Some(RtpCodec::Pcmu),
-            PhoneCodec::Pcma => Some(RtpCodec::Pcma),
-            PhoneCodec::L16 { .. } => None,
-        };
-        let codec = match rtc.accept_answer(now, &created.answer, prefer) {
-            Ok(codec) => codec,
-            Err(e) => return self.fail(now, e.to_string()),
-        };
-        match RtcMedia::new(phone, order, codec) {
-            Ok(m) => *media = Some(m),
-            Err(e) => return self.fail(now, e.0),
+        if let Err(reason) = rtc.accept_answer(now, &created.answer) {
+            return self.fail(now, reason);
         }
         self.drain_rtc(now);
     }
@@ -258,36 +230,19 @@ impl RealtimeLeg {
         let Transport::WebRtc { rtc, .. } = &mut self.transport else {
             return;
         };
-        if rtc.handle_udp(now, source, destination, contents) {
-            self.last_received = Some(now);
-            if self.session.is_ready() {
-                self.deadline = Some(now + self.webrtc.liveness_timeout);
-            }
-        }
+        rtc.handle_udp(now, source, destination, contents);
         self.drain_rtc(now);
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        if let Transport::WebRtc { rtc, .. } = &mut self.transport
-            && rtc.poll_timeout().is_some_and(|t| t <= now)
-        {
+        if self.reconnect_at.is_some_and(|t| t <= now) {
+            self.reconnect_at = None;
+            self.start_websocket();
+        }
+        if let Transport::WebRtc { rtc, .. } = &mut self.transport {
             rtc.handle_timeout(now);
         }
         self.drain_rtc(now);
-        if self.deadline.is_some_and(|d| d <= now) {
-            self.deadline = None;
-            if matches!(self.transport, Transport::WebRtc { .. }) {
-                let reason = if self.session.is_ready() {
-                    format!(
-                        "no packets from OpenAI for {:?}",
-                        self.webrtc.liveness_timeout
-                    )
-                } else {
-                    format!("WebRTC was not up within {:?}", self.webrtc.connect_timeout)
-                };
-                self.fail(now, reason);
-            }
-        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -295,19 +250,13 @@ impl RealtimeLeg {
             Transport::WebRtc { rtc, .. } => rtc.poll_timeout(),
             Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
         };
-        [rtc, self.deadline].into_iter().flatten().min()
+        [rtc, self.reconnect_at].into_iter().flatten().min()
     }
 
     /// Runs the WebRTC connection's output: datagrams out, channel and audio events in.
     fn drain_rtc(&mut self, now: Instant) {
         loop {
-            let Transport::WebRtc {
-                rtc,
-                media,
-                channel_open,
-                ..
-            } = &mut self.transport
-            else {
+            let Transport::WebRtc { rtc, .. } = &mut self.transport else {
                 return;
             };
             while let Some(transmit) = rtc.poll_transmit() {
@@ -317,35 +266,21 @@ impl RealtimeLeg {
                 return;
             };
             match event {
-                RtcEvent::Connected => {}
-                RtcEvent::ChannelOpen => {
-                    *channel_open = true;
+                RtcTransportEvent::ChannelOpen => {
                     self.session.handle_opened(now);
                     self.flush_session(now);
                 }
-                RtcEvent::ChannelText(text) => {
+                RtcTransportEvent::ChannelText(text) => {
                     self.session.handle_text(now, &text);
                     self.flush_session(now);
                 }
-                RtcEvent::Audio {
-                    codec,
-                    payload,
-                    lost_before,
-                } => {
-                    if let Some(media) = media.as_mut() {
-                        self.scratch.clear();
-                        media.decode_model(codec, &payload, lost_before, &mut self.scratch);
-                        if !self.scratch.is_empty() {
-                            self.events.push_back(ModelEvent::Audio {
-                                item_id: "webrtc".to_owned(),
-                                audio: std::mem::take(&mut self.scratch),
-                                paced: true,
-                            });
-                        }
-                    }
-                }
-                RtcEvent::Disconnected => {
-                    self.fail(now, "the WebRTC connection was lost".to_owned());
+                RtcTransportEvent::Audio(audio) => self.events.push_back(ModelEvent::Audio {
+                    item_id: "webrtc".to_owned(),
+                    audio,
+                    paced: true,
+                }),
+                RtcTransportEvent::Failed(reason) => {
+                    self.fail(now, reason);
                     return;
                 }
             }
@@ -357,14 +292,14 @@ impl RealtimeLeg {
         while let Some(event) = self.session.poll_event() {
             match event {
                 ModelEvent::Ready => {
-                    self.deadline = match self.transport {
-                        Transport::WebRtc { .. } => Some(now + self.webrtc.liveness_timeout),
-                        Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
-                    };
+                    if let Transport::WebRtc { rtc, .. } = &mut self.transport {
+                        rtc.session_ready(now);
+                    }
                     if self.was_ready {
                         self.session.replay_history();
                     }
                     self.was_ready = true;
+                    self.reconnects = 0;
                     self.events.push_back(ModelEvent::Ready);
                 }
                 ModelEvent::Audio { item_id, audio, .. } => {
@@ -389,19 +324,18 @@ impl RealtimeLeg {
                 | ModelEvent::ToolCall { .. }
                 | ModelEvent::Transcript { .. }
                 | ModelEvent::Usage { .. }
+                | ModelEvent::BilledSeconds(_)
+                | ModelEvent::SessionClosed { .. }
                 | ModelEvent::Error { .. }
                 | ModelEvent::Fallback { .. }
+                | ModelEvent::Reconnecting { .. }
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }
         }
         while let Some(text) = self.session.poll_transmit() {
             match &mut self.transport {
-                Transport::WebRtc { rtc, .. } => {
-                    if let Err(e) = rtc.send_text(now, &text) {
-                        tracing::debug!(error = %e, "data channel refused an event");
-                    }
-                }
+                Transport::WebRtc { rtc, .. } => rtc.send_text(now, &text),
                 Transport::WebSocket { open: true, .. } => {
                     self.outputs.push_back(ModelOutput::Send(text))
                 }
@@ -430,11 +364,23 @@ impl RealtimeLeg {
         }
     }
 
-    pub(crate) fn handle_ws_closed(&mut self, _now: Instant) {
+    pub(crate) fn handle_ws_closed(&mut self, now: Instant) {
         if let Transport::WebSocket { .. } = self.transport {
             self.transport = Transport::Closed;
             self.session.disconnected();
-            self.events.push_back(ModelEvent::Closed);
+            // A session that worked once is worth a few new tries; one that never came up
+            // (a refused key, a wrong URL) is not.
+            if self.was_ready && self.reconnects < MAX_RECONNECTS {
+                let after = RECONNECT_BACKOFF * 2u32.pow(self.reconnects);
+                self.reconnects += 1;
+                self.reconnect_at = Some(now + after);
+                self.events.push_back(ModelEvent::Reconnecting {
+                    attempt: self.reconnects,
+                    after,
+                });
+            } else {
+                self.events.push_back(ModelEvent::Closed);
+            }
         }
     }
 
@@ -454,21 +400,12 @@ impl RealtimeLeg {
                 self.scratch = audio;
                 self.flush_session(now);
             }
-            Transport::WebRtc {
-                rtc,
-                media: Some(media),
-                ..
-            } => {
-                self.packets.clear();
-                media.encode_caller(payload, &mut self.packets);
-                for packet in &self.packets {
-                    if let Err(e) = rtc.send_audio(now, packet) {
-                        tracing::debug!(error = %e, "RTP write refused");
-                    }
+            Transport::WebRtc { rtc, .. } => {
+                if rtc.send_audio(now, payload) {
+                    self.drain_rtc(now);
                 }
-                self.drain_rtc(now);
             }
-            Transport::WebRtc { media: None, .. } | Transport::Idle | Transport::Closed => {}
+            Transport::Idle | Transport::Closed => {}
         }
         true
     }
@@ -534,7 +471,7 @@ impl RealtimeLeg {
             Transport::Idle | Transport::Closed => {}
         }
         self.session.disconnected();
-        self.deadline = None;
+        self.reconnect_at = None;
     }
 
     pub(crate) fn poll_output(&mut self) -> Option<ModelOutput> {
