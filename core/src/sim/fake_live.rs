@@ -416,6 +416,7 @@ impl FakeLive {
             self.report.closed_without_session_close = true;
         }
         self.end_input_gap(now);
+        self.report.socket_closed_at = Some(self.since(now));
         self.conn = Conn::Closed;
         self.timers.clear();
         self.out.clear();
@@ -638,6 +639,7 @@ impl FakeLive {
             return;
         }
         self.end_input_gap(now);
+        self.report.socket_closed_at = Some(self.since(now));
         self.out.push_back(FakeServerOutput::Close {
             code,
             reason: reason.to_owned(),

@@ -11,6 +11,8 @@ mod live_dtmf_reaches_model;
 mod live_greeting_then_reply;
 #[path = "live-hangup-waits-for-session-closed.rs"]
 mod live_hangup_waits_for_session_closed;
+#[path = "live-input-never-pauses.rs"]
+mod live_input_never_pauses;
 #[path = "live-pcmu-passthrough.rs"]
 mod live_pcmu_passthrough;
 #[path = "live-refused-key-ends-call.rs"]

@@ -141,6 +141,8 @@ pub struct LiveReport {
     pub closed_reason: Option<String>,
     /// When `session.closed` went out.
     pub closed_at: Option<Duration>,
+    /// When the socket closed, by either side (a drop included).
+    pub socket_closed_at: Option<Duration>,
     /// Client events that arrived after `session.close` (audio included).
     pub events_after_close: u32,
     /// The client closed the socket.

@@ -695,6 +695,7 @@ fn scripted_endings() {
     assert!(of_type(&evs, "session.closed").is_empty());
     assert_eq!(h.closes, vec![(ms(700), 1006)]);
     assert_eq!(h.fake.report().closed_reason, None);
+    assert_eq!(h.fake.report().socket_closed_at, Some(ms(700)));
 
     // The client's close without session.close is noted.
     let mut h = Harness::started(LiveScript::default());
