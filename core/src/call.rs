@@ -677,6 +677,7 @@ impl Call {
             | ModelEvent::Error { .. }
             | ModelEvent::Fallback { .. }
             | ModelEvent::Reconnecting { .. }
+            | ModelEvent::Rollover
             | ModelEvent::BadMessage { .. } => {}
         }
     }
@@ -708,6 +709,7 @@ impl Call {
             ModelEvent::Reconnecting { attempt, after } => {
                 self.push_event(Event::ModelReconnecting { attempt, after });
             }
+            ModelEvent::Rollover => self.push_event(Event::ModelSessionRollover),
             ModelEvent::Closed => {
                 self.model_closed = true;
                 if self.hangup.is_none() {

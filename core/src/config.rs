@@ -267,6 +267,10 @@ pub struct Limits {
     pub hangup_drain: Duration,
     /// How long an HTTP request of the core may take.
     pub http_timeout: Duration,
+    /// A Realtime WebSocket session older than this is replaced by a new one (given the
+    /// conversation) at the next moment the model is quiet, before OpenAI's 60-minute cap ends
+    /// it; `None` lets the cap end the call.
+    pub session_rollover: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -284,6 +288,7 @@ impl Default for Limits {
             model_connect_timeout: Duration::from_secs(10),
             hangup_drain: Duration::from_secs(15),
             http_timeout: Duration::from_secs(10),
+            session_rollover: Some(Duration::from_secs(55 * 60)),
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use barbara_core::{
-    Call, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, Output, RequestId, ToolAction,
-    ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
+    Call, ConnectRequest, Event, HttpRequest, HttpResponse, Input, Leg, Output, RequestId,
+    ToolAction, ToolCallId, ToolResult, TransportChoice, TransportFailure,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpStream, UdpSocket};
@@ -32,8 +32,8 @@ const BUDGET: u32 = 64;
 /// Largest HTTP answer body read for the core.
 const MAX_HTTP_BODY: u64 = 1 << 20;
 
-/// One input for the core.
-enum Input {
+/// What woke the task: one input for the core, once it is known to be one.
+enum Wakeup {
     Text(Leg, String),
     Binary(Leg, Vec<u8>),
     Closed(Leg),
@@ -107,7 +107,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let record = Record::create(&app.settings.records_dir, &call_sid, meta, now, unix);
+    let record = Record::create(&app.settings.records_dir, &call_sid, meta, &call, now);
     tracing::info!(call = %call_sid, record = %record.path().display(), "call started");
     let (tx, rx) = mpsc::channel(64);
     let gauge = app.metrics.call_started();
@@ -124,15 +124,16 @@ pub(crate) async fn run(
         rx,
         ready: frames
             .into_iter()
-            .map(|f| Input::Text(Leg::Phone, f))
+            .map(|f| Wakeup::Text(Leg::Phone, f))
             .collect(),
+        started: now,
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         armed: None,
         record,
         gauge,
     };
     if *task.hang_up.borrow_and_update() {
-        task.ready.push_back(Input::HangUp);
+        task.ready.push_back(Wakeup::HangUp);
     }
     task.run().await;
 }
@@ -140,16 +141,18 @@ pub(crate) async fn run(
 struct CallTask {
     app: Arc<App>,
     call: Call,
+    /// The `now` the call was made with: inputs are logged as offsets from it.
+    started: Instant,
     call_sid: String,
     phone: Option<WebSocket>,
     model: ModelLeg,
     model_gen: u64,
     udp: Option<UdpSocket>,
     /// Results of spawned work (connects, HTTP) come back here.
-    tx: mpsc::Sender<Input>,
-    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Wakeup>,
+    rx: mpsc::Receiver<Wakeup>,
     /// Inputs already known (buffered frames, immediate tool answers), fed before waiting.
-    ready: VecDeque<Input>,
+    ready: VecDeque<Wakeup>,
     sleep: Pin<Box<Sleep>>,
     armed: Option<Instant>,
     hang_up: tokio::sync::watch::Receiver<bool>,
@@ -191,78 +194,95 @@ impl CallTask {
     }
 
     /// Waits for the next input from any source.
-    async fn next_input(&mut self) -> Input {
+    async fn next_input(&mut self) -> Wakeup {
         let mut buf = [0u8; 2048];
         loop {
             tokio::select! {
                 message = recv_phone(&mut self.phone) => match message {
-                    Some(Ok(Message::Text(text))) => return Input::Text(Leg::Phone, text.to_string()),
-                    Some(Ok(Message::Binary(data))) => return Input::Binary(Leg::Phone, data.into()),
+                    Some(Ok(Message::Text(text))) => return Wakeup::Text(Leg::Phone, text.to_string()),
+                    Some(Ok(Message::Binary(data))) => return Wakeup::Binary(Leg::Phone, data.into()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => {
                         self.phone = None;
-                        return Input::Closed(Leg::Phone);
+                        return Wakeup::Closed(Leg::Phone);
                     }
                 },
                 message = recv_model(&mut self.model) => match message {
                     Some(Ok(tungstenite::Message::Text(text))) => {
-                        return Input::Text(Leg::Model, text.to_string());
+                        return Wakeup::Text(Leg::Model, text.to_string());
                     }
                     Some(Ok(tungstenite::Message::Binary(data))) => {
-                        return Input::Binary(Leg::Model, data.into());
+                        return Wakeup::Binary(Leg::Model, data.into());
                     }
                     Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => {
                         self.model = ModelLeg::None;
-                        return Input::Closed(Leg::Model);
+                        return Wakeup::Closed(Leg::Model);
                     }
                     Some(Ok(_)) => {}
                 },
                 Some(input) = self.rx.recv() => return input,
                 received = recv_udp(self.udp.as_ref(), &mut buf) => match received {
-                    Ok((n, source)) => return Input::Udp(source, buf[..n].to_vec()),
+                    Ok((n, source)) => return Wakeup::Udp(source, buf[..n].to_vec()),
                     Err(e) => tracing::debug!("UDP receive failed: {e}"),
                 },
                 () = &mut self.sleep, if self.armed.is_some() => {
                     self.armed = None;
-                    return Input::Timeout;
+                    return Wakeup::Timeout;
                 }
                 Ok(()) = self.hang_up.changed() => {
                     if *self.hang_up.borrow_and_update() {
-                        return Input::HangUp;
+                        return Wakeup::HangUp;
                     }
                 }
             }
         }
     }
 
-    fn feed(&mut self, now: Instant, input: Input) {
-        let call = &mut self.call;
-        match input {
-            Input::Text(leg, text) => call.handle_ws_message(now, leg, WsMessage::Text(&text)),
-            Input::Binary(leg, data) => call.handle_ws_message(now, leg, WsMessage::Binary(&data)),
-            Input::Closed(leg) => call.handle_ws_closed(now, leg),
-            Input::ModelOpened(generation, socket) => {
-                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
-                    self.model = ModelLeg::Open(socket);
-                    call.handle_ws_opened(now, Leg::Model);
+    /// Logs the input a wakeup brings, then feeds it (the replay feeds the same log).
+    fn feed(&mut self, now: Instant, wakeup: Wakeup) {
+        let at_ns = Input::offset(self.started, now);
+        let input = match wakeup {
+            Wakeup::Text(leg, text) => Input::WsText { at_ns, leg, text },
+            Wakeup::Binary(leg, data) => Input::WsBinary { at_ns, leg, data },
+            Wakeup::Closed(leg) => Input::WsClosed { at_ns, leg },
+            Wakeup::ModelOpened(generation, socket) => {
+                if !matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                    return;
+                }
+                self.model = ModelLeg::Open(socket);
+                Input::WsOpened {
+                    at_ns,
+                    leg: Leg::Model,
                 }
             }
-            Input::ModelFailed(generation) => {
-                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
-                    self.model = ModelLeg::None;
-                    call.handle_ws_closed(now, Leg::Model);
+            Wakeup::ModelFailed(generation) => {
+                if !matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                    return;
+                }
+                self.model = ModelLeg::None;
+                Input::WsClosed {
+                    at_ns,
+                    leg: Leg::Model,
                 }
             }
-            Input::Udp(source, contents) => {
-                if let Some(local) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) {
-                    call.handle_udp(now, source, local, &contents);
+            Wakeup::Udp(source, contents) => {
+                let Some(destination) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) else {
+                    return;
+                };
+                Input::Udp {
+                    at_ns,
+                    source,
+                    destination,
+                    contents,
                 }
             }
-            Input::Http(id, result) => call.handle_http_response(now, id, result),
-            Input::Tool(id, result) => call.handle_tool_result(now, &id, result),
-            Input::Timeout => call.handle_timeout(now),
-            Input::HangUp => call.hang_up(now),
-        }
+            Wakeup::Http(id, result) => Input::HttpResponse { at_ns, id, result },
+            Wakeup::Tool(id, result) => Input::ToolResult { at_ns, id, result },
+            Wakeup::Timeout => Input::Timeout { at_ns },
+            Wakeup::HangUp => Input::HangUp { at_ns },
+        };
+        self.record.input(&input);
+        input.feed(&mut self.call, self.started);
     }
 
     async fn execute(&mut self, now: Instant, output: Output) {
@@ -274,7 +294,7 @@ impl CallTask {
                 let Some(phone) = &mut self.phone else { return };
                 if phone.send(Message::Text(text.into())).await.is_err() {
                     self.phone = None;
-                    self.ready.push_back(Input::Closed(Leg::Phone));
+                    self.ready.push_back(Wakeup::Closed(Leg::Phone));
                 }
             }
             Output::Send {
@@ -286,7 +306,7 @@ impl CallTask {
                 };
                 if model.send(tungstenite::Message::text(text)).await.is_err() {
                     self.model = ModelLeg::None;
-                    self.ready.push_back(Input::Closed(Leg::Model));
+                    self.ready.push_back(Wakeup::Closed(Leg::Model));
                 }
             }
             Output::Close { leg: Leg::Phone } => {
@@ -312,10 +332,10 @@ impl CallTask {
                 let max = self.call_max_model_message();
                 let handle = tokio::spawn(async move {
                     let input = match connect_model(request, max).await {
-                        Ok(socket) => Input::ModelOpened(generation, Box::new(socket)),
+                        Ok(socket) => Wakeup::ModelOpened(generation, Box::new(socket)),
                         Err(e) => {
                             tracing::warn!("cannot connect to OpenAI: {e}");
-                            Input::ModelFailed(generation)
+                            Wakeup::ModelFailed(generation)
                         }
                     };
                     let _ = tx.send(input).await;
@@ -325,7 +345,7 @@ impl CallTask {
             Output::Http { id, request } => {
                 let (agent, tx) = (self.app.http.clone(), self.tx.clone());
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.blocking_send(Input::Http(id, http(&agent, request)));
+                    let _ = tx.blocking_send(Wakeup::Http(id, http(&agent, request)));
                 });
             }
             Output::ToolCall(tool) => {
@@ -334,7 +354,7 @@ impl CallTask {
                     output: r#"{"error":"no handler"}"#.to_owned(),
                     action: ToolAction::None,
                 };
-                self.ready.push_back(Input::Tool(tool.id, result));
+                self.ready.push_back(Wakeup::Tool(tool.id, result));
             }
             Output::Transmit(transmit) => {
                 if let Some(udp) = &self.udp

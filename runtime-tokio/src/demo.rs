@@ -182,9 +182,7 @@ async fn demo() -> Result<(), String> {
     }
     let url = format!("ws://127.0.0.1:{port}/media-stream");
     let report = fakes::call(&url, None, script, Duration::from_secs(40)).await?;
-    while server.active_calls() > 0 && wall.elapsed() < Duration::from_secs(45) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server.idle()).await;
     server.shutdown(Duration::from_secs(1)).await;
 
     let record = dir.join(format!("{CALL_SID}.jsonl"));
@@ -202,7 +200,7 @@ async fn demo() -> Result<(), String> {
         );
     }
     println!(
-        "call record: {}\nthe demo took {:.1} s",
+        "call record: {} (`barbara replay` runs it through the core again)\nthe demo took {:.1} s",
         record.display(),
         wall.elapsed().as_secs_f64()
     );

@@ -1,16 +1,21 @@
 //! Loopback fakes for the demo and the end-to-end tests: the core's sans-IO simulation peers
-//! (`FakeRealtime`, `FakeCaller`) driven over real sockets on real time.
+//! (`FakeRealtime`, `FakeRealtimeWebRtc`, `FakeCaller`) driven over real sockets on real time,
+//! and a recording HTTP server for tool webhooks and SignalWire's REST API.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use barbara_core::sim::fake_caller::{CallerOutput, CallerReport, CallerScript, FakeCaller};
 use barbara_core::sim::fake_realtime::{
     FakeRealtime, FakeServerOutput, RealtimeReport, RealtimeScript,
 };
+use barbara_core::sim::fake_webrtc::{
+    FakeRealtimeWebRtc, HttpAnswer, WebRtcFakeMode, WebRtcReport,
+};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
@@ -20,8 +25,8 @@ use tokio_tungstenite::tungstenite::{Message, http};
 /// [`FakeRealtime`] playing `script`.
 pub struct FakeOpenAi {
     addr: SocketAddr,
-    attempts: Arc<Mutex<u32>>,
-    reports: Arc<Mutex<Vec<RealtimeReport>>>,
+    attempts: Arc<watch::Sender<u32>>,
+    reports: Arc<watch::Sender<Vec<RealtimeReport>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,12 +38,12 @@ impl FakeOpenAi {
     pub async fn start(script: RealtimeScript) -> std::io::Result<FakeOpenAi> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let attempts = Arc::new(Mutex::new(0));
-        let reports = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(watch::Sender::new(0));
+        let reports = Arc::new(watch::Sender::new(Vec::new()));
         let (a, r) = (attempts.clone(), reports.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                *a.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                a.send_modify(|n| *n += 1);
                 tokio::spawn(serve_realtime(stream, script.clone(), r.clone()));
             }
         });
@@ -57,15 +62,24 @@ impl FakeOpenAi {
 
     /// TCP connections made to the fake so far.
     pub fn connections(&self) -> u32 {
-        *self.attempts.lock().unwrap_or_else(|e| e.into_inner())
+        *self.attempts.borrow()
+    }
+
+    /// Waits until `n` TCP connections have been made to the fake.
+    pub async fn connected(&self, n: u32) {
+        let _ = self.attempts.subscribe().wait_for(|c| *c >= n).await;
     }
 
     /// Reports of the sessions that have closed.
     pub fn reports(&self) -> Vec<RealtimeReport> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.reports.borrow().clone()
+    }
+
+    /// Waits until `n` sessions have closed, and returns their reports.
+    pub async fn closed_sessions(&self, n: usize) -> Vec<RealtimeReport> {
+        let mut reports = self.reports.subscribe();
+        let closed = reports.wait_for(|r| r.len() >= n).await;
+        closed.map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -78,7 +92,7 @@ impl Drop for FakeOpenAi {
 async fn serve_realtime(
     stream: TcpStream,
     script: RealtimeScript,
-    reports: Arc<Mutex<Vec<RealtimeReport>>>,
+    reports: Arc<watch::Sender<Vec<RealtimeReport>>>,
 ) {
     let mut fake = FakeRealtime::new(script);
     // The shape of this callback (and its large error) is tungstenite's.
@@ -135,10 +149,7 @@ async fn serve_realtime(
             () = sleep_until(fake.poll_timeout()) => fake.handle_timeout(Instant::now()),
         }
     }
-    reports
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(fake.report().clone());
+    reports.send_modify(|r| r.push(fake.report().clone()));
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -194,4 +205,251 @@ pub async fn call(
         }
     }
     Ok(caller.report().clone())
+}
+
+/// One request a [`FakeHttp`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// `POST`, …
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl SeenRequest {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let mut headers = self.headers.iter();
+        let found = headers.find(|(k, _)| k.eq_ignore_ascii_case(name));
+        found.map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as a form, decoded.
+    pub fn form(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_bytes(&self.body).unwrap_or_default()
+    }
+}
+
+/// How a [`FakeHttp`] answers a request: status and JSON body.
+pub type Answer = Arc<dyn Fn(&SeenRequest) -> (u16, String) + Send + Sync>;
+
+/// A loopback HTTP server that answers every request through one function and remembers them:
+/// tool webhooks and SignalWire's REST API in tests and the demo.
+pub struct FakeHttp {
+    addr: SocketAddr,
+    seen: Arc<watch::Sender<Vec<SeenRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeHttp {
+    /// Listens on an ephemeral loopback port.
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start(
+        answer: impl Fn(&SeenRequest) -> (u16, String) + Send + Sync + 'static,
+    ) -> std::io::Result<FakeHttp> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let seen = Arc::new(watch::Sender::new(Vec::new()));
+        let state: (Answer, Arc<watch::Sender<Vec<SeenRequest>>>) =
+            (Arc::new(answer), seen.clone());
+        let router = axum::Router::new().fallback(fake_http).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(FakeHttp { addr, seen, task })
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests so far, in order.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.borrow().clone()
+    }
+}
+
+impl Drop for FakeHttp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn fake_http(
+    axum::extract::State((answer, seen)): axum::extract::State<(
+        Answer,
+        Arc<watch::Sender<Vec<SeenRequest>>>,
+    )>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let request = SeenRequest {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: header_list(&headers),
+        body: body.to_vec(),
+    };
+    let (status, body) = answer(&request);
+    seen.send_modify(|s| s.push(request));
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    let json = [(http::header::CONTENT_TYPE, "application/json")];
+    (status, json, body).into_response()
+}
+
+fn header_list(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+/// A fake OpenAI Realtime WebRTC endpoint on loopback: [`FakeRealtimeWebRtc`] (a real str0m
+/// answerer) behind a real HTTP endpoint for `POST /v1/realtime/calls` (and hang-up) and a real
+/// UDP socket for its peer connections. One task owns the fake and runs its sans-IO loop.
+pub struct FakeOpenAiWebRtc {
+    addr: SocketAddr,
+    commands: mpsc::Sender<WebRtcCommand>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+enum WebRtcCommand {
+    Http(SeenRequest, oneshot::Sender<HttpAnswer>),
+    Report(oneshot::Sender<WebRtcReport>),
+}
+
+impl FakeOpenAiWebRtc {
+    /// Listens on ephemeral loopback ports (TCP for HTTP, UDP for the peer connections).
+    ///
+    /// # Errors
+    /// When a port cannot be bound.
+    pub async fn start(
+        script: RealtimeScript,
+        mode: WebRtcFakeMode,
+    ) -> std::io::Result<FakeOpenAiWebRtc> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        let fake = FakeRealtimeWebRtc::new(script, mode, udp.local_addr()?);
+        let (commands, received) = mpsc::channel(16);
+        let router = axum::Router::new()
+            .fallback(fake_webrtc_http)
+            .with_state(commands.clone());
+        let serving = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let driving = tokio::spawn(drive_webrtc(fake, udp, received));
+        Ok(FakeOpenAiWebRtc {
+            addr,
+            commands,
+            tasks: [serving, driving],
+        })
+    }
+
+    /// The base URL to configure as `OPENAI_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// What the fake saw and did so far.
+    pub async fn report(&self) -> WebRtcReport {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(WebRtcCommand::Report(tx)).await;
+        rx.await.unwrap_or_default()
+    }
+}
+
+impl Drop for FakeOpenAiWebRtc {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn fake_webrtc_http(
+    axum::extract::State(commands): axum::extract::State<mpsc::Sender<WebRtcCommand>>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let request = SeenRequest {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: header_list(&headers),
+        body: body.to_vec(),
+    };
+    let (tx, rx) = oneshot::channel();
+    let _ = commands.send(WebRtcCommand::Http(request, tx)).await;
+    let Ok((status, headers, body)) = rx.await else {
+        return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let mut response = body.into_response();
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// The fake's run loop: send what it has to send, then wait for a request, a datagram or its
+/// timer.
+async fn drive_webrtc(
+    mut fake: FakeRealtimeWebRtc,
+    udp: UdpSocket,
+    mut commands: mpsc::Receiver<WebRtcCommand>,
+) {
+    let local = fake.local_addr();
+    let mut buf = vec![0u8; 2048];
+    loop {
+        while let Some((_, destination, contents)) = fake.poll_transmit() {
+            let _ = udp.send_to(&contents, destination).await;
+        }
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(WebRtcCommand::Http(request, reply)) => {
+                    let answer = fake.handle_http(
+                        Instant::now(),
+                        &request.method,
+                        &request.uri,
+                        &request.headers,
+                        &request.body,
+                    );
+                    let _ = reply.send(answer);
+                }
+                Some(WebRtcCommand::Report(reply)) => {
+                    let _ = reply.send(fake.report());
+                }
+                None => break,
+            },
+            received = udp.recv_from(&mut buf) => {
+                if let Ok((n, source)) = received {
+                    fake.handle_udp(Instant::now(), source, local, &buf[..n]);
+                }
+            }
+            () = sleep_until(fake.poll_timeout()) => fake.handle_timeout(Instant::now()),
+        }
+    }
 }

@@ -3,7 +3,9 @@
 //! - `barbara` (or `barbara serve`): the server, configured from the environment (see
 //!   `barbara_tokio::config`). SIGHUP reloads `BARBARA_CONFIG`; SIGTERM or Ctrl-C drains.
 //! - `barbara demo`: a whole call over loopback sockets against fakes, printed as a timeline.
-//! - `barbara replay FILE`: the timeline and transcript of a call record.
+//! - `barbara replay FILE`: runs a call record's input log through the core again and reports
+//!   the first event that differs (exit 1), or a one-line summary when all match.
+//! - `barbara show FILE`: the timeline and transcript of a call record.
 
 mod demo;
 mod timeline;
@@ -13,11 +15,13 @@ use std::process::ExitCode;
 use barbara_tokio::Settings;
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: barbara [serve | demo | replay FILE]
+const USAGE: &str = "usage: barbara [serve | demo | replay FILE | show FILE]
 
   serve         run the server (the default); settings come from the environment
   demo          play a whole call over loopback sockets and print its timeline
-  replay FILE   print the timeline and transcript of a call record (.jsonl)";
+  replay FILE   run a call record's inputs (.jsonl) through the core again and report the
+                first event that differs from the record (exit 1), or that all match
+  show FILE     print the timeline and transcript of a call record";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +33,21 @@ fn main() -> ExitCode {
     {
         [] | ["serve"] => serve(),
         ["demo"] => demo::run(),
-        ["replay", file] => match timeline::print_file(std::path::Path::new(file)) {
+        ["replay", file] => match barbara_tokio::replay::replay_file(std::path::Path::new(file)) {
+            Ok(replay) if replay.divergence.is_none() => {
+                println!("{replay}");
+                ExitCode::SUCCESS
+            }
+            Ok(replay) => {
+                println!("{replay}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("barbara replay: {e}");
+                ExitCode::from(2)
+            }
+        },
+        ["show", file] => match timeline::print_file(std::path::Path::new(file)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("barbara: {e}");

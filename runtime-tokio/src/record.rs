@@ -1,17 +1,20 @@
-//! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`, a metadata line, then one line per
-//! core `Event` with its time since the call started. A failure to write is logged once and
-//! never affects the call.
+//! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`. Its first line (`"record":"call"`)
+//! holds the metadata and what the call was made with (the configuration without its secrets,
+//! the seed, the wall clock); then, in order, one `"record":"input"` line per input the core was
+//! fed (written before feeding it) and one `"record":"event"` line per core `Event`, with its
+//! time since the call started. `barbara replay` feeds the inputs to a fresh call and compares
+//! the events. A failure to write is logged once and never affects the call.
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use barbara_core::Event;
+use barbara_core::{Call, Event, Input};
 
 /// An open call record.
 pub(crate) struct Record {
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     path: PathBuf,
     started: Instant,
     unix: Duration,
@@ -19,14 +22,16 @@ pub(crate) struct Record {
 
 impl Record {
     /// Creates the record for `call_id` (sanitized for a file name; a clash gets a suffix) and
-    /// writes `meta` as its first line, with `"record": "call"` and the start time added.
+    /// writes `meta` as its first line, with `"record": "call"`, the start time and what
+    /// `call` (made at `started`) was made with.
     pub(crate) fn create(
         dir: &Path,
         call_id: &str,
         mut meta: serde_json::Value,
+        call: &Call,
         started: Instant,
-        unix: Duration,
     ) -> Record {
+        let unix = call.unix_time();
         let mut name: String = call_id
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
@@ -45,7 +50,7 @@ impl Record {
         for n in 1..100 {
             match File::create_new(&record.path) {
                 Ok(file) => {
-                    record.file = Some(file);
+                    record.file = Some(BufWriter::with_capacity(64 * 1024, file));
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -59,6 +64,9 @@ impl Record {
         }
         meta["record"] = "call".into();
         meta["unix_ms"] = (unix.as_millis() as u64).into();
+        meta["unix_ns"] = (unix.as_nanos() as u64).into();
+        meta["seed"] = hex(&call.seed()).into();
+        meta["config"] = crate::snapshot::to_json(call.config());
         record.write(&meta);
         record
     }
@@ -68,16 +76,41 @@ impl Record {
         &self.path
     }
 
+    /// Appends `input`, about to be fed.
+    pub(crate) fn input(&mut self, input: &Input) {
+        // Written straight from the input: its text and base64 are most of the record.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            record: &'static str,
+            #[serde(flatten)]
+            input: &'a Input,
+        }
+        let line = Line {
+            record: "input",
+            input,
+        };
+        let Some(file) = &mut self.file else { return };
+        let written = serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"));
+        if let Err(e) = written {
+            self.failed(&e);
+        }
+    }
+
     /// Appends `event` as it happened at `now`.
     pub(crate) fn event(&mut self, now: Instant, event: &Event) {
         if self.file.is_none() {
             return;
         }
-        let at = now.saturating_duration_since(self.started);
-        let mut line = serde_json::to_value(event).unwrap_or_default();
-        line["t_ms"] = (at.as_millis() as u64).into();
-        line["unix_ms"] = ((self.unix + at).as_millis() as u64).into();
+        let line = event_line(self.started, self.unix, now, event);
         self.write(&line);
+        // Events are few: flushing on each keeps what happened readable while the call runs.
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
+            self.failed(&e);
+        }
     }
 
     fn write(&mut self, value: &serde_json::Value) {
@@ -85,8 +118,43 @@ impl Record {
         let mut line = value.to_string();
         line.push('\n');
         if let Err(e) = file.write_all(line.as_bytes()) {
-            tracing::warn!(path = %self.path.display(), "cannot write the call record: {e}");
-            self.file = None;
+            self.failed(&e);
         }
     }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        tracing::warn!(path = %self.path.display(), "cannot write the call record: {e}");
+        self.file = None;
+    }
+}
+
+/// An event's line: the event, `"record":"event"`, and its time since the call started
+/// (`t_ms`) and since the epoch (`unix_ms`). The replay builds its lines the same way.
+pub(crate) fn event_line(
+    started: Instant,
+    unix: Duration,
+    now: Instant,
+    event: &Event,
+) -> serde_json::Value {
+    let at = now.saturating_duration_since(started);
+    let mut line = serde_json::to_value(event).unwrap_or_default();
+    line["record"] = "event".into();
+    line["t_ms"] = (at.as_millis() as u64).into();
+    line["unix_ms"] = ((unix + at).as_millis() as u64).into();
+    line
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a [`hex`] string.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -366,3 +366,53 @@ fn backend_is_chosen_by_the_called_number() {
             .any(|o| matches!(o, Output::Connect(c) if c.url.contains("/realtime?model=")))
     );
 }
+
+#[test]
+fn webrtc_first_creates_the_session_with_json_then_falls_back_to_the_websocket() {
+    let mut config = live_config();
+    config.transport = crate::TransportChoice::Auto;
+    config.webrtc.local_addrs = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))];
+    let mut h = Harness::new(config);
+    let outputs = h.phone(0, START);
+    let (id, request) = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Http { id, request } => Some((*id, request.clone())),
+            _ => None,
+        })
+        .expect("the session is created over HTTP");
+    assert_eq!(request.url, "https://api.openai.com/v1/live/sessions");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["transport"]["type"], "webrtc");
+    assert!(
+        body["transport"]["sdp"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=0")
+    );
+    assert_eq!(body["session"]["model"], "gpt-live-1");
+    assert!(
+        body["session"]["audio"].get("format").is_none(),
+        "the media path negotiates the codec"
+    );
+    // OpenAI refuses: the call goes on over the Live WebSocket.
+    h.call.handle_http_response(
+        h.at(100),
+        id,
+        Ok(crate::HttpResponse {
+            status: 403,
+            headers: Vec::new(),
+            body: br#"{"error":{"message":"WebRTC is not enabled"}}"#.to_vec(),
+        }),
+    );
+    let outputs = h.drain();
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::Fallback { from: "live/webrtc", to: "live/websocket", reason } if reason.contains("403")
+    )));
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Connect(c) if c.url.ends_with("/live/sessions")))
+    );
+}

@@ -61,6 +61,12 @@ pub(crate) struct RealtimeLeg {
     reconnects: u32,
     /// When to open the WebSocket again after it dropped.
     reconnect_at: Option<Instant>,
+    /// Replace the WebSocket session after this long.
+    rollover_after: Option<Duration>,
+    /// When the current session is to be replaced, at the next quiet moment after it.
+    rollover_at: Option<Instant>,
+    /// `rollover_at` has passed: waiting for the model to be quiet.
+    rollover_due: bool,
     boundary_seed: u64,
     outputs: VecDeque<ModelOutput>,
     events: VecDeque<ModelEvent>,
@@ -82,6 +88,9 @@ impl RealtimeLeg {
             was_ready: false,
             reconnects: 0,
             reconnect_at: None,
+            rollover_after: config.limits.session_rollover,
+            rollover_at: None,
+            rollover_due: false,
             boundary_seed: seed,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
@@ -243,6 +252,29 @@ impl RealtimeLeg {
             rtc.handle_timeout(now);
         }
         self.drain_rtc(now);
+        self.session.handle_timeout(now);
+        self.flush_session(now);
+        if self.rollover_at.is_some_and(|t| t <= now) {
+            self.rollover_at = None;
+            self.rollover_due = true;
+        }
+        self.maybe_roll_over();
+    }
+
+    /// Replaces an old WebSocket session while the model is quiet: the caller's audio is held
+    /// for the moment it takes, and the new session is given the conversation.
+    fn maybe_roll_over(&mut self) {
+        if !self.rollover_due || !self.session.at_turn_boundary() || !self.session.is_ready() {
+            return;
+        }
+        if let Transport::WebSocket { open: true, .. } = self.transport {
+            self.rollover_due = false;
+            self.outputs.push_back(ModelOutput::Close);
+            self.transport = Transport::Closed;
+            self.session.disconnected();
+            self.events.push_back(ModelEvent::Rollover);
+            self.start_websocket();
+        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -250,7 +282,15 @@ impl RealtimeLeg {
             Transport::WebRtc { rtc, .. } => rtc.poll_timeout(),
             Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
         };
-        [rtc, self.reconnect_at].into_iter().flatten().min()
+        [
+            rtc,
+            self.reconnect_at,
+            self.rollover_at,
+            self.session.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the WebRTC connection's output: datagrams out, channel and audio events in.
@@ -300,6 +340,11 @@ impl RealtimeLeg {
                     }
                     self.was_ready = true;
                     self.reconnects = 0;
+                    self.rollover_due = false;
+                    self.rollover_at = match self.transport {
+                        Transport::WebSocket { .. } => self.rollover_after.map(|a| now + a),
+                        Transport::Idle | Transport::WebRtc { .. } | Transport::Closed => None,
+                    };
                     self.events.push_back(ModelEvent::Ready);
                 }
                 ModelEvent::Audio { item_id, audio, .. } => {
@@ -329,6 +374,7 @@ impl RealtimeLeg {
                 | ModelEvent::Error { .. }
                 | ModelEvent::Fallback { .. }
                 | ModelEvent::Reconnecting { .. }
+                | ModelEvent::Rollover
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }
@@ -361,6 +407,7 @@ impl RealtimeLeg {
         if let Transport::WebSocket { open: true, .. } = &self.transport {
             self.session.handle_text(now, text);
             self.flush_session(now);
+            self.maybe_roll_over();
         }
     }
 
@@ -368,6 +415,8 @@ impl RealtimeLeg {
         if let Transport::WebSocket { .. } = self.transport {
             self.transport = Transport::Closed;
             self.session.disconnected();
+            self.rollover_at = None;
+            self.rollover_due = false;
             // A session that worked once is worth a few new tries; one that never came up
             // (a refused key, a wrong URL) is not.
             if self.was_ready && self.reconnects < MAX_RECONNECTS {
@@ -472,6 +521,8 @@ impl RealtimeLeg {
         }
         self.session.disconnected();
         self.reconnect_at = None;
+        self.rollover_at = None;
+        self.rollover_due = false;
     }
 
     pub(crate) fn poll_output(&mut self) -> Option<ModelOutput> {

@@ -31,6 +31,8 @@ mod send_dtmf_tool_plays_digits;
 mod socket_closes_without_stop;
 #[path = "stale-mark-echoes-after-clear-ignored.rs"]
 mod stale_mark_echoes_after_clear_ignored;
+#[path = "throttled-response-is-retried-after-backoff.rs"]
+mod throttled_response_is_retried_after_backoff;
 #[path = "time-goes-backwards.rs"]
 mod time_goes_backwards;
 #[path = "tool-call-while-response-active.rs"]
