@@ -1,4 +1,5 @@
-//! The simulation driver: one `Call`, a fake caller, a fake OpenAI and scripted tools, joined by
+//! The simulation driver: one `Call`, a fake caller, a fake OpenAI (Realtime, its WebRTC peer, or
+//! Live, picked by the URL the call connects to) and scripted tools, joined by
 //! links with latency, all on a virtual clock that always steps to the earliest event.
 //!
 //! After every step it checks the core's invariants and panics with the seed on a breach:
@@ -18,6 +19,7 @@ use crate::output::{
     ToolCallId, ToolResult, TransportFailure,
 };
 use crate::sim::fake_caller::{CallerOutput, CallerReport, CallerScript, FakeCaller};
+use crate::sim::fake_live::{FakeLive, LiveReport, LiveScript};
 use crate::sim::fake_realtime::{FakeRealtime, FakeServerOutput, RealtimeReport, RealtimeScript};
 use crate::sim::fake_webrtc::{FakeRealtimeWebRtc, WebRtcFakeMode, WebRtcReport};
 use crate::sim::net::{NetParams, SimNet};
@@ -67,6 +69,8 @@ pub struct SimConfig {
     pub caller: CallerScript,
     /// The fake OpenAI's script.
     pub openai: RealtimeScript,
+    /// The fake OpenAI Live server's script (calls on the Live backend).
+    pub live: LiveScript,
     /// Tools the application answers.
     pub tools: Vec<ScriptedTool>,
     /// One-way latency between SignalWire and the bridge.
@@ -106,6 +110,7 @@ impl SimConfig {
             call,
             caller: CallerScript::default(),
             openai: RealtimeScript::default(),
+            live: LiveScript::default(),
             tools: Vec::new(),
             phone_latency: Duration::from_millis(15),
             model_latency: Duration::from_millis(30),
@@ -145,6 +150,11 @@ pub struct Sim {
     caller: FakeCaller,
     openai: FakeRealtime,
     openai_connected: bool,
+    live: FakeLive,
+    live_connected: bool,
+    /// Which fake the model WebSocket was last opened to.
+    model_peer: ModelPeer,
+    phone_audio_sent_ms: f64,
     openai_rtc: FakeRealtimeWebRtc,
     to_openai: SimNet<Transmit>,
     to_bridge: SimNet<Transmit>,
@@ -159,6 +169,27 @@ pub struct Sim {
     tool_outputs_sent: BTreeMap<String, u32>,
     steps: u64,
     steps_at_now: u64,
+}
+
+/// The fake on the other end of the model WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelPeer {
+    /// `…/v1/realtime`.
+    Realtime,
+    /// `…/live/sessions`.
+    Live,
+}
+
+impl ModelPeer {
+    /// The fake a handshake URL reaches: Live for a `/live/sessions` path (whatever the query).
+    fn of_url(url: &str) -> ModelPeer {
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        if path.ends_with("/live/sessions") {
+            ModelPeer::Live
+        } else {
+            ModelPeer::Realtime
+        }
+    }
 }
 
 /// Where scripted tools answer webhooks: `{TOOL_WEBHOOK_BASE}{name}`.
@@ -197,6 +228,8 @@ impl Sim {
         let caller = FakeCaller::new(config.caller.clone(), base);
         let mut openai = FakeRealtime::new(config.openai.clone());
         openai.set_origin(base);
+        let mut live = FakeLive::new(config.live.clone());
+        live.set_origin(base);
         let mut openai_rtc =
             FakeRealtimeWebRtc::new(config.openai.clone(), config.webrtc.clone(), openai_udp());
         openai_rtc.set_origin(base);
@@ -215,6 +248,10 @@ impl Sim {
             caller,
             openai,
             openai_connected: false,
+            live,
+            live_connected: false,
+            model_peer: ModelPeer::Realtime,
+            phone_audio_sent_ms: 0.0,
             openai_rtc,
             to_openai,
             to_bridge,
@@ -260,6 +297,18 @@ impl Sim {
     /// What the fake OpenAI received and did.
     pub fn openai(&self) -> &RealtimeReport {
         self.openai.report()
+    }
+
+    /// What the fake OpenAI Live server received and did.
+    pub fn live(&self) -> &LiveReport {
+        self.live.report()
+    }
+
+    /// Milliseconds of audio the call sent the caller in `media` messages so far. Less what
+    /// the caller heard ([`CallerReport::heard`]), it is what waits in the caller's playback
+    /// queue or on the wire.
+    pub fn phone_audio_sent_ms(&self) -> f64 {
+        self.phone_audio_sent_ms
     }
 
     /// What the fake OpenAI WebRTC peer saw and did.
@@ -366,6 +415,11 @@ impl Sim {
         } else {
             None
         };
+        let live_at = if self.live_connected {
+            self.live.poll_timeout()
+        } else {
+            None
+        };
         let rtc_at = self.openai_rtc.poll_timeout();
         let Some(next) = [
             delivery_at,
@@ -374,6 +428,7 @@ impl Sim {
             call_at,
             caller_at,
             openai_at,
+            live_at,
             rtc_at,
         ]
         .into_iter()
@@ -415,6 +470,8 @@ impl Sim {
             self.caller.handle_timeout(self.now);
         } else if openai_at == Some(next) {
             self.openai.handle_timeout(self.now);
+        } else if live_at == Some(next) {
+            self.live.handle_timeout(self.now);
         } else {
             self.openai_rtc.handle_timeout(self.now);
         }
@@ -503,12 +560,18 @@ impl Sim {
                 return;
             }
             Delivery::OpenAiConnect(request) => {
-                match self
-                    .openai
-                    .handle_connect(self.now, &request.url, &request.headers)
-                {
+                self.model_peer = ModelPeer::of_url(&request.url);
+                let (url, headers) = (&request.url, &request.headers);
+                let accepted = match self.model_peer {
+                    ModelPeer::Realtime => self.openai.handle_connect(self.now, url, headers),
+                    ModelPeer::Live => self.live.handle_connect(self.now, url, headers),
+                };
+                match accepted {
                     Ok(()) => {
-                        self.openai_connected = true;
+                        match self.model_peer {
+                            ModelPeer::Realtime => self.openai_connected = true,
+                            ModelPeer::Live => self.live_connected = true,
+                        }
                         self.schedule(self.config.connect_latency / 2, Delivery::ModelOpened);
                     }
                     Err(_status) => {
@@ -518,15 +581,28 @@ impl Sim {
                 return;
             }
             Delivery::ToOpenAi(text) => {
-                if self.openai_connected {
-                    self.openai.handle_text(self.now, &text);
+                match self.model_peer {
+                    ModelPeer::Realtime if self.openai_connected => {
+                        self.openai.handle_text(self.now, &text)
+                    }
+                    ModelPeer::Live if self.live_connected => {
+                        self.live.handle_text(self.now, &text)
+                    }
+                    ModelPeer::Realtime | ModelPeer::Live => {}
                 }
                 return;
             }
             Delivery::OpenAiClosed => {
-                if self.openai_connected {
-                    self.openai_connected = false;
-                    self.openai.handle_closed(self.now);
+                match self.model_peer {
+                    ModelPeer::Realtime if self.openai_connected => {
+                        self.openai_connected = false;
+                        self.openai.handle_closed(self.now);
+                    }
+                    ModelPeer::Live if self.live_connected => {
+                        self.live_connected = false;
+                        self.live.handle_closed(self.now);
+                    }
+                    ModelPeer::Realtime | ModelPeer::Live => {}
                 }
                 return;
             }
@@ -562,12 +638,17 @@ impl Sim {
             Output::Send {
                 leg: Leg::Phone,
                 text,
-            } => self.schedule(self.config.phone_latency, Delivery::ToCaller(text)),
+            } => {
+                self.count_phone_audio(&text);
+                self.schedule(self.config.phone_latency, Delivery::ToCaller(text))
+            }
             Output::Send {
                 leg: Leg::Model,
                 text,
             } => {
-                if !text.contains("\"input_audio_buffer.append\"") {
+                if !text.contains("\"input_audio_buffer.append\"")
+                    && !text.contains("\"session.input_audio.append\"")
+                {
                     self.check_model_event(&text);
                     self.model_events_sent.push((at, text.clone()));
                 }
@@ -716,7 +797,9 @@ impl Sim {
                     self.config.seed
                 );
             }
-            Some("conversation.item.create") if value["item"]["type"] == "function_call_output" => {
+            Some("conversation.item.create" | "response.item.create")
+                if value["item"]["type"] == "function_call_output" =>
+            {
                 let id = value["item"]["call_id"]
                     .as_str()
                     .unwrap_or_default()
@@ -828,6 +911,33 @@ impl Sim {
                 }
             }
         }
+        while let Some(out) = self.live.poll_output() {
+            match out {
+                FakeServerOutput::Text(text) => {
+                    self.schedule(self.config.model_latency, Delivery::ModelText(text))
+                }
+                FakeServerOutput::Close { .. } => {
+                    self.live_connected = false;
+                    self.schedule(self.config.model_latency, Delivery::ModelClosed)
+                }
+            }
+        }
+    }
+
+    /// Adds the audio of a `media` message to the caller to [`Sim::phone_audio_sent_ms`].
+    fn count_phone_audio(&mut self, text: &str) {
+        if !text.contains("\"media\"") {
+            return;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        let Some(payload) = value["media"]["payload"].as_str() else {
+            return;
+        };
+        let bytes = base64_len(payload) as f64;
+        let per_ms = self.config.caller.codec.bytes_per_ms().max(1) as f64;
+        self.phone_audio_sent_ms += bytes / per_ms;
     }
 
     fn schedule(&mut self, after: Duration, delivery: Delivery) {
@@ -839,4 +949,10 @@ impl Sim {
         self.seq += 1;
         self.queue.insert((at, self.seq), delivery);
     }
+}
+
+/// Decoded length of a base64 string (without decoding it).
+fn base64_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take_while(|&b| b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(padding)
 }

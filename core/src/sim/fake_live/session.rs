@@ -1,0 +1,401 @@
+//! `session.start` and `session.update`: the strict `SessionConfig` schema, the audio formats,
+//! and the `session.started` resource.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+
+use super::{Conn, FakeLive, Handled, Refusal, TimerKind, unknown_key};
+use crate::audio::g711;
+
+/// Top-level fields of `SessionConfig`; anything else is `unknown_parameter`.
+const SESSION_FIELDS: &[&str] = &[
+    "model",
+    "instructions",
+    "input",
+    "audio",
+    "delegation",
+    "store",
+    "client",
+    "safety_identifier",
+    "triggers",
+];
+/// Fields of `delegation.responses`.
+const RESPONSES_FIELDS: &[&str] = &[
+    "model",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "max_output_tokens",
+    "reasoning",
+    "service_tier",
+    "text",
+];
+/// Fields of a function tool.
+const FUNCTION_FIELDS: &[&str] = &["type", "name", "description", "parameters", "strict"];
+
+/// The session's one audio format, both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AudioFormat {
+    Pcmu,
+    Pcma,
+    Pcm16k,
+    Pcm24k,
+}
+
+impl AudioFormat {
+    /// Reads `{type, rate}`; `rate` is required for every type.
+    fn parse(v: &Value) -> Result<Self, String> {
+        let Some(obj) = v.as_object() else {
+            return Err("expected an object {type, rate}".into());
+        };
+        if let Some(k) = obj.keys().find(|k| *k != "type" && *k != "rate") {
+            return Err(format!("unknown field '{k}'"));
+        }
+        let rate = obj.get("rate").and_then(Value::as_u64);
+        match (obj.get("type").and_then(Value::as_str), rate) {
+            (_, None) => Err("'rate' is required (an integer)".into()),
+            (Some("audio/pcmu"), Some(8000)) => Ok(Self::Pcmu),
+            (Some("audio/pcma"), Some(8000)) => Ok(Self::Pcma),
+            (Some("audio/pcm"), Some(16000)) => Ok(Self::Pcm16k),
+            (Some("audio/pcm"), Some(24000)) => Ok(Self::Pcm24k),
+            _ => Err(
+                "expected audio/pcmu or audio/pcma at 8000, or audio/pcm at 16000 or 24000".into(),
+            ),
+        }
+    }
+
+    pub(super) fn to_json(self) -> Value {
+        match self {
+            Self::Pcmu => json!({"type": "audio/pcmu", "rate": 8000}),
+            Self::Pcma => json!({"type": "audio/pcma", "rate": 8000}),
+            Self::Pcm16k => json!({"type": "audio/pcm", "rate": 16000}),
+            Self::Pcm24k => json!({"type": "audio/pcm", "rate": 24000}),
+        }
+    }
+
+    pub(super) fn rate(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::Pcm16k => 16000,
+            Self::Pcm24k => 24000,
+        }
+    }
+
+    /// Bytes per sample.
+    pub(super) fn width(self) -> usize {
+        match self {
+            Self::Pcmu | Self::Pcma => 1,
+            Self::Pcm16k | Self::Pcm24k => 2,
+        }
+    }
+
+    pub(super) fn bytes_per_ms(self) -> f64 {
+        f64::from(self.rate()) / 1000.0 * self.width() as f64
+    }
+
+    pub(super) fn encode(self, samples: &[i16]) -> Vec<u8> {
+        match self {
+            Self::Pcmu => samples.iter().map(|&s| g711::ulaw_encode(s)).collect(),
+            Self::Pcma => samples.iter().map(|&s| g711::alaw_encode(s)).collect(),
+            Self::Pcm16k | Self::Pcm24k => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Decodes whole samples; the caller checks PCM's even length first.
+    pub(super) fn decode(self, bytes: &[u8]) -> Vec<i16> {
+        match self {
+            Self::Pcmu => bytes.iter().map(|&b| g711::ulaw_decode(b)).collect(),
+            Self::Pcma => bytes.iter().map(|&b| g711::alaw_decode(b)).collect(),
+            Self::Pcm16k | Self::Pcm24k => bytes
+                .chunks_exact(2)
+                .map(|p| i16::from_le_bytes([p[0], p[1]]))
+                .collect(),
+        }
+    }
+}
+
+/// What an accepted `session.start` sets.
+struct Accepted {
+    resource: Value,
+    format: AudioFormat,
+    responses: bool,
+}
+
+impl FakeLive {
+    pub(super) fn on_start(&mut self, now: Instant, event: &Value) -> Handled {
+        if let Some(k) = unknown_key(event, &["type", "event_id", "session"]) {
+            let msg = format!("Unknown parameter: '{k}'.");
+            return Err(Refusal::new("unknown_parameter", &k, msg));
+        }
+        let Some(session) = event.get("session") else {
+            let msg = "Missing required parameter: 'session'.";
+            return Err(Refusal::new("missing_required_parameter", "session", msg));
+        };
+        if self.report.session_start.is_none() {
+            self.report.session_start = Some(session.clone());
+        }
+        let accepted = self.check_start(session)?;
+        self.conn = Conn::Started;
+        self.started_at = Some(now);
+        self.report.started_at = Some(self.since(now));
+        self.format = accepted.format;
+        self.responses_delegation = accepted.responses;
+        self.session = accepted.resource;
+        let id = self.id("live");
+        self.session["id"] = json!(id);
+        self.report.session_id = Some(id);
+        let eid = event.get("event_id").cloned().unwrap_or(Value::Null);
+        let resource = self.session.clone();
+        self.send(
+            "session.started",
+            json!({"client_event_id": eid, "session": resource}),
+        );
+        self.last_append_at = Some(now);
+        self.schedule(now, std::time::Duration::ZERO, TimerKind::Chunk);
+        self.schedule(now, self.script.usage_interval, TimerKind::Usage);
+        Ok(())
+    }
+
+    /// Validates a `SessionConfig` and builds the resource `session.started` echoes.
+    fn check_start(&self, session: &Value) -> Result<Accepted, Refusal> {
+        let Some(s) = session.as_object() else {
+            let msg = "Invalid type for 'session': expected an object.";
+            return Err(Refusal::new("invalid_type", "session", msg));
+        };
+        if let Some(k) = s.keys().find(|k| !SESSION_FIELDS.contains(&k.as_str())) {
+            let param = format!("session.{k}");
+            let msg = format!("Unknown parameter: '{param}'.");
+            return Err(Refusal::new("unknown_parameter", &param, msg));
+        }
+        let model = match s.get("model").and_then(Value::as_str) {
+            Some(m) if m.starts_with("gpt-live") => m.to_owned(),
+            Some(m) => {
+                let msg = format!("The model '{m}' is not supported by the Live API.");
+                return Err(Refusal::new("invalid_model", "session.model", msg));
+            }
+            None => {
+                let msg = "Missing required parameter: 'session.model'.";
+                return Err(Refusal::new(
+                    "missing_required_parameter",
+                    "session.model",
+                    msg,
+                ));
+            }
+        };
+        let instructions = match s.get("instructions") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(i)) => i.clone(),
+            Some(_) => {
+                let msg = "Invalid type for 'session.instructions': expected a string.";
+                return Err(Refusal::new("invalid_type", "session.instructions", msg));
+            }
+        };
+        let (format, voice) = check_audio(s.get("audio"))?;
+        let (delegation, responses) = check_delegation(s.get("delegation"))?;
+        let store = s.get("store").and_then(Value::as_bool).unwrap_or(false);
+        let expires_at = self.script.unix_start + self.script.session_max.as_secs();
+        let resource = json!({
+            "id": Value::Null,
+            "object": "live.session",
+            "model": model,
+            "status": "active",
+            "expires_at": expires_at,
+            "instructions": instructions,
+            "input": s.get("input").cloned().unwrap_or(json!([])),
+            "audio": {"format": format.to_json(), "output": {"voice": voice}},
+            "delegation": delegation,
+            "store": store,
+        });
+        Ok(Accepted {
+            resource,
+            format,
+            responses,
+        })
+    }
+
+    /// `session.update`: only `delegation` (same type) and `triggers` may change.
+    pub(super) fn on_update(&mut self, event: &Value) -> Handled {
+        let Some(update) = event.get("session").and_then(Value::as_object) else {
+            let msg = "Missing required parameter: 'session' (an object).";
+            return Err(Refusal::new("missing_required_parameter", "session", msg));
+        };
+        if let Some(k) = update
+            .keys()
+            .find(|k| *k != "delegation" && *k != "triggers")
+        {
+            let param = format!("session.{k}");
+            if SESSION_FIELDS.contains(&k.as_str()) {
+                let msg = format!("'{param}' cannot be changed after session.start.");
+                return Err(Refusal::new("immutable_field_update", &param, msg));
+            }
+            let msg = format!("Unknown parameter: '{param}'.");
+            return Err(Refusal::new("unknown_parameter", &param, msg));
+        }
+        if let Some(d) = update.get("delegation") {
+            let old = self.session["delegation"]["type"]
+                .as_str()
+                .unwrap_or("client");
+            let new = d.get("type").and_then(Value::as_str).unwrap_or(old);
+            if new != old {
+                let param = "session.delegation.type";
+                let msg = "The delegation type cannot be changed; create a new session.";
+                return Err(Refusal::new("immutable_field_update", param, msg));
+            }
+            let (checked, _) = check_delegation(Some(d))?;
+            merge(&mut self.session["delegation"], &checked);
+        }
+        if let Some(t) = update.get("triggers") {
+            self.session["triggers"] = t.clone();
+        }
+        let eid = event.get("event_id").cloned().unwrap_or(Value::Null);
+        let resource = self.session.clone();
+        self.send(
+            "session.updated",
+            json!({"client_event_id": eid, "session": resource}),
+        );
+        Ok(())
+    }
+}
+
+/// Merges the fields of `update` into `slot`, one level deep.
+fn merge(slot: &mut Value, update: &Value) {
+    match (slot.as_object_mut(), update.as_object()) {
+        (Some(slot), Some(update)) => {
+            for (k, v) in update {
+                slot.insert(k.clone(), v.clone());
+            }
+        }
+        _ => *slot = update.clone(),
+    }
+}
+
+/// `session.audio`: `format` and `output.voice`. Returns the format and voice.
+fn check_audio(audio: Option<&Value>) -> Result<(AudioFormat, Value), Refusal> {
+    let empty = Map::new();
+    let audio = match audio {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(a)) => a,
+        Some(_) => {
+            let msg = "Invalid type for 'session.audio': expected an object.";
+            return Err(Refusal::new("invalid_type", "session.audio", msg));
+        }
+    };
+    if let Some(k) = audio.keys().find(|k| *k != "format" && *k != "output") {
+        let param = format!("session.audio.{k}");
+        let msg = format!("Unknown parameter: '{param}'.");
+        return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    let format = match audio.get("format") {
+        None | Some(Value::Null) => AudioFormat::Pcm24k,
+        Some(f) => AudioFormat::parse(f).map_err(|why| {
+            let msg = format!("Invalid 'session.audio.format': {why}.");
+            Refusal::new("invalid_value", "session.audio.format", msg)
+        })?,
+    };
+    let output = audio.get("output").cloned().unwrap_or(json!({}));
+    if let Some(k) = unknown_key(&output, &["voice"]) {
+        let param = format!("session.audio.output.{k}");
+        let msg = format!("Unknown parameter: '{param}'.");
+        return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    let voice = match output.get("voice") {
+        None | Some(Value::Null) => json!("marin"),
+        Some(v @ Value::String(_)) => v.clone(),
+        Some(v) if v.get("id").is_some_and(Value::is_string) => v.clone(),
+        Some(_) => {
+            let msg = "Invalid 'session.audio.output.voice': a name or {id}.";
+            return Err(Refusal::new(
+                "invalid_value",
+                "session.audio.output.voice",
+                msg,
+            ));
+        }
+    };
+    Ok((format, voice))
+}
+
+/// `session.delegation`; returns the resolved object and whether it is Responses delegation.
+fn check_delegation(d: Option<&Value>) -> Result<(Value, bool), Refusal> {
+    let d = match d {
+        None | Some(Value::Null) => return Ok((json!({"type": "client"}), false)),
+        Some(d) => d,
+    };
+    let bad = |param: &str, msg: String| Err(Refusal::new("invalid_value", param, msg));
+    let ty = d.get("type").and_then(Value::as_str).unwrap_or("");
+    let allowed: &[&str] = match ty {
+        "client" => &["type", "acknowledgement_delay_ms"],
+        "responses" => &["type", "acknowledgement_delay_ms", "responses"],
+        "decisions" => &["type", "acknowledgement_delay_ms", "decisions"],
+        other => {
+            let msg = format!("Invalid 'session.delegation.type': '{other}'.");
+            return bad("session.delegation.type", msg);
+        }
+    };
+    if let Some(k) = unknown_key(d, allowed) {
+        let param = format!("session.delegation.{k}");
+        let msg = format!("Unknown parameter: '{param}'.");
+        return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    if ty != "responses" {
+        return Ok((d.clone(), false));
+    }
+    let Some(r) = d.get("responses").and_then(Value::as_object) else {
+        let msg = "Missing required parameter: 'session.delegation.responses'.";
+        return Err(Refusal::new(
+            "missing_required_parameter",
+            "session.delegation.responses",
+            msg,
+        ));
+    };
+    if let Some(k) = r.keys().find(|k| !RESPONSES_FIELDS.contains(&k.as_str())) {
+        let param = format!("session.delegation.responses.{k}");
+        let msg = format!("Unknown parameter: '{param}'.");
+        return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    if !r.get("model").is_some_and(Value::is_string) {
+        let param = "session.delegation.responses.model";
+        let msg = "Missing required parameter: 'session.delegation.responses.model'.";
+        return Err(Refusal::new("missing_required_parameter", param, msg));
+    }
+    let tools = r.get("tools").cloned().unwrap_or(json!([]));
+    let Some(list) = tools.as_array() else {
+        let msg = "Invalid 'session.delegation.responses.tools': expected an array.".to_owned();
+        return bad("session.delegation.responses.tools", msg);
+    };
+    for (i, tool) in list.iter().enumerate() {
+        let param = format!("session.delegation.responses.tools[{i}]");
+        match tool.get("type").and_then(Value::as_str) {
+            Some("function") => {
+                if let Some(k) = unknown_key(tool, FUNCTION_FIELDS) {
+                    let param = format!("{param}.{k}");
+                    let msg = format!("Unknown parameter: '{param}'.");
+                    return Err(Refusal::new("unknown_parameter", &param, msg));
+                }
+                let named = tool
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                if !named {
+                    return bad(
+                        &param,
+                        format!("Invalid '{param}': a function needs a name."),
+                    );
+                }
+                if tool.get("parameters").is_some_and(|p| !p.is_object()) {
+                    let msg = format!("Invalid '{param}.parameters': expected a JSON schema.");
+                    return bad(&param, msg);
+                }
+            }
+            Some("web_search") => {}
+            _ => {
+                return bad(
+                    &param,
+                    format!("Invalid '{param}': expected function or web_search."),
+                );
+            }
+        }
+    }
+    Ok((d.clone(), true))
+}
