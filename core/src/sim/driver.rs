@@ -150,6 +150,7 @@ pub struct Sim {
     caller: FakeCaller,
     openai: FakeRealtime,
     openai_connected: bool,
+    earlier_openai: Vec<RealtimeReport>,
     live: FakeLive,
     live_connected: bool,
     /// Which fake the model WebSocket was last opened to.
@@ -248,6 +249,7 @@ impl Sim {
             caller,
             openai,
             openai_connected: false,
+            earlier_openai: Vec::new(),
             live,
             live_connected: false,
             model_peer: ModelPeer::Realtime,
@@ -294,7 +296,12 @@ impl Sim {
         self.caller.report()
     }
 
-    /// What the fake OpenAI received and did.
+    /// Reports of earlier Realtime WebSocket connections, when the call reconnected.
+    pub fn earlier_openai(&self) -> &[RealtimeReport] {
+        &self.earlier_openai
+    }
+
+    /// What the fake OpenAI received and did (its latest connection).
     pub fn openai(&self) -> &RealtimeReport {
         self.openai.report()
     }
@@ -561,6 +568,13 @@ impl Sim {
             }
             Delivery::OpenAiConnect(request) => {
                 self.model_peer = ModelPeer::of_url(&request.url);
+                if self.model_peer == ModelPeer::Realtime && self.openai.has_connected() {
+                    // A reconnection: a new session on a new fake, the old one's report kept.
+                    let next = self.openai.successor();
+                    let old = std::mem::replace(&mut self.openai, next);
+                    self.openai_connected = false;
+                    self.earlier_openai.push(old.report().clone());
+                }
                 let (url, headers) = (&request.url, &request.headers);
                 let accepted = match self.model_peer {
                     ModelPeer::Realtime => self.openai.handle_connect(self.now, url, headers),

@@ -807,6 +807,36 @@ impl FakeRealtime {
         self.webrtc.is_some()
     }
 
+    /// Whether this fake has served its connection (it serves one).
+    pub fn has_connected(&self) -> bool {
+        self.conn != Conn::NotConnected
+    }
+
+    /// The fake for the client's next connection, as the real server would be: a new session
+    /// that goes on with the rest of the script (the replies and caller transcripts not yet
+    /// used). A scripted drop or refusal happens on the first connection only.
+    pub fn successor(&self) -> FakeRealtime {
+        let mut script = self.script.clone();
+        script.responses = script
+            .responses
+            .iter()
+            .skip(self.next_response)
+            .cloned()
+            .collect();
+        script.caller_transcripts = script
+            .caller_transcripts
+            .iter()
+            .skip(self.caller_turns)
+            .cloned()
+            .collect();
+        script.drop_socket_at = None;
+        script.reject_handshake = None;
+        script.rate_limited = script.rate_limited.saturating_sub(self.throttled);
+        let mut next = FakeRealtime::new(script);
+        next.origin = self.origin;
+        next
+    }
+
     /// Whether the session is still open (not closed by either side or expired).
     pub fn is_open(&self) -> bool {
         self.conn == Conn::Open

@@ -17,12 +17,16 @@ mod end_call_tool_hangs_up_after_goodbye;
 mod greeting_then_reply;
 #[path = "hour-long-call-hits-session-limit.rs"]
 mod hour_long_call_hits_session_limit;
+#[path = "hour-long-call-rolls-over-before-the-cap.rs"]
+mod hour_long_call_rolls_over_before_the_cap;
 #[path = "l16-16k-resampled.rs"]
 mod l16_16k_resampled;
 #[path = "l16-24k-passthrough.rs"]
 mod l16_24k_passthrough;
 #[path = "malformed-signalwire-messages.rs"]
 mod malformed_signalwire_messages;
+#[path = "openai-socket-drop-reconnects-with-history.rs"]
+mod openai_socket_drop_reconnects_with_history;
 #[path = "random-interleavings.rs"]
 mod random_interleavings;
 #[path = "send-dtmf-tool-plays-digits.rs"]
