@@ -29,10 +29,28 @@
 //! - `session.usage.updated` every [`LiveScript::usage_interval`]; `session.close` is answered
 //!   with `session.closed` (`close_requested`, final `usage.seconds`) and a 1000 close.
 //!
+//! - A `session.start` whose `input` holds earlier turns (a session replacing a lost one) goes
+//!   on with the script where those turns leave it.
+//!
 //! Time comes only from the `now` arguments and ids are counters, so the same inputs at the same
 //! instants always give the same outputs. One instance serves one WebSocket connection. Report
 //! times are since [`FakeLive::set_origin`] (or the connect); the `*_ms` fields on the wire are
 //! milliseconds since `session.started`.
+//!
+//! # WebRTC mode
+//!
+//! [`FakeLive::new_webrtc`] makes the same brain serve one session created over WebRTC
+//! (`POST /v1/live/sessions`; the peer connection itself lives in [`crate::sim::fake_webrtc`]):
+//! - The session comes with the creation request, checked as a `MediaSessionConfig` (the
+//!   `session.start` rules, but no `audio.format`). No `session.start` is expected:
+//!   `session.started` goes out once the data channel opens
+//!   ([`handle_channel_open`](FakeLive::handle_channel_open)); nothing goes out before.
+//! - Caller audio arrives decoded from RTP through
+//!   [`handle_input_samples`](FakeLive::handle_input_samples) and feeds the same VAD.
+//!   `session.start` and `session.input_audio.append` on the channel are violations.
+//! - Output audio never goes on the channel: it comes out as 20 ms frames at real-time pace,
+//!   silence included, pulled with [`poll_audio_frame`](FakeLive::poll_audio_frame); the
+//!   transcript fragments still go on the channel, about every 100 ms of speech.
 
 mod delegation;
 mod report;
@@ -40,6 +58,9 @@ mod session;
 #[cfg(test)]
 mod tests;
 mod voice;
+mod webrtc;
+#[cfg(test)]
+mod webrtc_tests;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -55,6 +76,7 @@ pub use self::report::{
 use self::delegation::Delegation;
 use self::session::AudioFormat;
 use self::voice::{Speech, VadState};
+use self::webrtc::WebRtcMode;
 
 /// Cap on recorded violations; one more entry says that the rest were dropped.
 const MAX_VIOLATIONS: usize = 1000;
@@ -264,6 +286,8 @@ pub struct FakeLive {
     // delegation
     delegations: Vec<Delegation>,
     closing: bool,
+    /// Serving a WebRTC session ([`FakeLive::new_webrtc`]).
+    webrtc: Option<WebRtcMode>,
 }
 
 impl FakeLive {
@@ -299,6 +323,7 @@ impl FakeLive {
             greeted: false,
             delegations: Vec::new(),
             closing: false,
+            webrtc: None,
         }
     }
 
@@ -351,10 +376,16 @@ impl FakeLive {
         if header("openai-beta").is_some() {
             self.violate("the Live API takes no OpenAI-Beta header".into());
         }
+        self.report.url = Some(url.to_owned());
+        self.open(now);
+        Ok(())
+    }
+
+    /// The connection is up at `now`: the script's session clock starts.
+    fn open(&mut self, now: Instant) {
         self.conn = Conn::Open;
         self.connected_at = Some(now);
         self.last_now = Some(now);
-        self.report.url = Some(url.to_owned());
         self.schedule(
             now,
             self.script.session_max,
@@ -369,7 +400,6 @@ impl FakeLive {
         for (i, (at, _)) in self.script.inject_errors.clone().into_iter().enumerate() {
             self.schedule(now, at, TimerKind::InjectError(i));
         }
-        Ok(())
     }
 
     /// One text frame from the client: a JSON client event.
@@ -379,6 +409,10 @@ impl FakeLive {
         let now = self.clamp(now);
         if self.conn == Conn::NotConnected {
             self.violate("text frame before the handshake".into());
+            return;
+        }
+        if self.webrtc.as_ref().is_some_and(|w| !w.channel_open) {
+            self.violate("a client event before the data channel opened".into());
             return;
         }
         self.run_due(now);
@@ -420,6 +454,9 @@ impl FakeLive {
         self.conn = Conn::Closed;
         self.timers.clear();
         self.out.clear();
+        if let Some(w) = &mut self.webrtc {
+            w.frames.clear();
+        }
     }
 
     /// Sends whatever is scheduled at or before `now`; earlier than the deadline it does nothing.
@@ -648,6 +685,9 @@ impl FakeLive {
         self.timers.clear();
         self.speaking = None;
         self.queued_speech.clear();
+        if let Some(w) = &mut self.webrtc {
+            w.frames.clear();
+        }
     }
 
     // ---- client events ----
@@ -665,6 +705,9 @@ impl FakeLive {
             && self.report.received_types.len() < MAX_RECEIVED_TYPES
         {
             self.report.received_types.push(ty.to_owned());
+        }
+        if self.webrtc.is_some() {
+            self.check_webrtc_event(ty)?;
         }
         if self.closing {
             self.report.events_after_close = self.report.events_after_close.saturating_add(1);
