@@ -27,5 +27,7 @@ mod live_tool_call_via_responses_delegation;
 mod live_tool_timeout_still_answered;
 #[path = "live-two-tool-calls-one-response-create.rs"]
 mod live_two_tool_calls_one_response_create;
+#[path = "live-webrtc-call-end-to-end.rs"]
+mod live_webrtc_call_end_to_end;
 #[path = "random-interleavings.rs"]
 mod random_interleavings;
