@@ -172,8 +172,8 @@ pub struct CallRecord {
     pub closed_at: Option<Duration>,
     /// RTP packets received and decoded.
     pub rtp_in: u64,
-    /// The payloads of the G.711 RTP packets received, in order, as they came, when the brain's
-    /// script records input audio.
+    /// The payloads of the G.711 RTP packets taken (not late), in order, as they came, when the
+    /// brain's script records input audio.
     pub rtp_payload_in: Vec<u8>,
     /// Lost RTP packets concealed.
     pub rtp_concealed: u64,

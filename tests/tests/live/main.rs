@@ -29,5 +29,7 @@ mod live_tool_timeout_still_answered;
 mod live_two_tool_calls_one_response_create;
 #[path = "live-webrtc-call-end-to-end.rs"]
 mod live_webrtc_call_end_to_end;
+#[path = "live-webrtc-pcmu-passthrough.rs"]
+mod live_webrtc_pcmu_passthrough;
 #[path = "random-interleavings.rs"]
 mod random_interleavings;

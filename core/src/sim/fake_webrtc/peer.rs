@@ -87,7 +87,6 @@ impl Call {
         drop_after: Option<Duration>,
         record_input: bool,
     ) -> Self {
-        let g711 = matches!(record.codec, AudioCodec::Pcmu | AudioCodec::Pcma);
         Call {
             record,
             rtc: answered.rtc,
@@ -105,7 +104,7 @@ impl Call {
             rtp_clock: None,
             connected: false,
             close_at: None,
-            record_payloads: record_input && g711,
+            record_payloads: record_input,
         }
     }
 
@@ -255,14 +254,14 @@ impl Call {
             self.record.rtp_bad += 1;
             return;
         };
-        if self.record_payloads && matches!(codec, AudioCodec::Pcmu | AudioCodec::Pcma) {
-            self.record.rtp_payload_in.extend_from_slice(&data.data);
-        }
         let first = **data.seq_range.start();
         let last = **data.seq_range.end();
         if self.last_seq.is_some_and(|prev| first <= prev) {
             self.record.rtp_late += 1;
             return;
+        }
+        if self.record_payloads && matches!(codec, AudioCodec::Pcmu | AudioCodec::Pcma) {
+            self.record.rtp_payload_in.extend_from_slice(&data.data);
         }
         let lost = self
             .last_seq
