@@ -365,3 +365,14 @@ pub fn assert_clean_live_webrtc(sim: &Sim) {
         );
     }
 }
+
+/// Every `Event::Fallback` with its time: `(at, from, to, reason)`.
+pub fn fallback_events(sim: &Sim) -> Vec<(Duration, &'static str, &'static str, String)> {
+    sim.all(|e| matches!(e, Event::Fallback { .. }))
+        .into_iter()
+        .filter_map(|(t, e)| match e {
+            Event::Fallback { from, to, reason } => Some((t, *from, *to, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
