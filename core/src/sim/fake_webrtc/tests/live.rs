@@ -447,3 +447,38 @@ fn live_sessions_are_deterministic() {
             .any(|l| l.contains("session.input_transcript.delta"))
     );
 }
+
+#[test]
+fn garbage_creation_bodies_are_refused_never_panic() {
+    fastrand::seed(1);
+    let base = origin();
+    let mut fake = FakeRealtimeWebRtc::new(script(600), live_mode(400), server_addr());
+    let bodies: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![0xff, 0xfe, 0x00],
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        br#"{"session": 5, "transport": {"type": "webrtc", "sdp": "v=0"}}"#.to_vec(),
+        br#"{"session": {}, "transport": "webrtc"}"#.to_vec(),
+        br#"{"session": {}, "transport": {"type": 7, "sdp": 1}}"#.to_vec(),
+        br#"{"session": {"model": "gpt-live-1"}, "transport": {"type": "webrtc", "sdp": "m=audio"}}"#
+            .to_vec(),
+        "{\"session\":{\"model\":\"gpt-live-1\"},\"transport\":{\"type\":\"webrtc\",\"sdp\":\"\u{0}m=audio\u{1F600}\"}}"
+            .as_bytes()
+            .to_vec(),
+    ];
+    for body in &bodies {
+        let (status, _, answer) = fake.handle_http(base, "POST", LIVE_URL, &json_headers(), body);
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+        error_of(&(status, Vec::new(), answer));
+    }
+    let report = fake.report();
+    assert!(report.calls.is_empty());
+    assert_eq!(report.violations.len(), bodies.len());
+    // Datagrams that are not for any call are counted, not a crash.
+    let garbage = [0u8, 1, 2, 3, 0x80, 0xff];
+    fake.handle_udp(base, client_addr(), server_addr(), &garbage);
+    fake.handle_udp(base, client_addr(), server_addr(), &[]);
+    let report = fake.report();
+    assert_eq!(report.udp_malformed + report.udp_ignored, 2);
+}
