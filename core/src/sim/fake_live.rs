@@ -56,6 +56,7 @@ mod clock;
 mod delegation;
 mod report;
 mod session;
+mod successor;
 #[cfg(test)]
 mod tests;
 mod voice;
