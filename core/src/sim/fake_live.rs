@@ -29,8 +29,9 @@
 //! - `session.usage.updated` every [`LiveScript::usage_interval`]; `session.close` is answered
 //!   with `session.closed` (`close_requested`, final `usage.seconds`) and a 1000 close.
 //!
-//! - A `session.start` whose `input` holds earlier turns (a session replacing a lost one) goes
-//!   on with the script where those turns leave it.
+//! - A `session.start` whose `input` holds earlier turns (a session replacing a lost WebRTC
+//!   one) goes on with the script where those turns leave it; a
+//!   [`successor`](FakeLive::successor) already starts there.
 //!
 //! Time comes only from the `now` arguments and ids are counters, so the same inputs at the same
 //! instants always give the same outputs. One instance serves one WebSocket connection. Report
@@ -261,6 +262,9 @@ pub struct FakeLive {
     closing: bool,
     /// Serving a WebRTC session ([`FakeLive::new_webrtc`]).
     webrtc: Option<WebRtcMode>,
+    /// A `session.start` with earlier turns as `input` moves the script past them; off for a
+    /// [`successor`](FakeLive::successor), whose script already starts there.
+    resume_from_input: bool,
 }
 
 impl FakeLive {
@@ -297,6 +301,7 @@ impl FakeLive {
             delegations: Vec::new(),
             closing: false,
             webrtc: None,
+            resume_from_input: true,
         }
     }
 

@@ -143,7 +143,9 @@ impl FakeLive {
         let accepted = self.check_config(session, false)?;
         let id = self.id("live");
         self.accept(accepted, id);
-        self.continue_from(session.get("input"));
+        if self.resume_from_input {
+            self.continue_from(session.get("input"));
+        }
         let eid = event.get("event_id").cloned().unwrap_or(Value::Null);
         self.begin(now, Some(eid));
         Ok(())
@@ -158,8 +160,9 @@ impl FakeLive {
         self.report.session_id = Some(id);
     }
 
-    /// A session started with earlier turns as `input` (one replacing a lost session) goes on
-    /// with the script: turn 0 was the greeting and turn k answered the k-th caller message.
+    /// A session started with earlier turns as `input` (one replacing a lost session, say a
+    /// WebRTC one) goes on with the script: turn 0 was the greeting and turn k answered the k-th
+    /// caller message.
     fn continue_from(&mut self, input: Option<&Value>) {
         let Some(messages) = input.and_then(Value::as_array).filter(|m| !m.is_empty()) else {
             return;

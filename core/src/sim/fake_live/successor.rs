@@ -28,6 +28,7 @@ impl FakeLive {
         script.greet_on_instructions = false;
         let mut next = FakeLive::new(script);
         next.origin = self.origin;
+        next.resume_from_input = false;
         next
     }
 }
