@@ -247,7 +247,8 @@ impl Call {
         contents: &[u8],
     ) {
         let now = self.clamp(now);
-        if self.ended.is_some() {
+        // A closing model leg still reads datagrams: `session.closed` may come over WebRTC.
+        if self.finished {
             return;
         }
         self.model.handle_udp(now, source, destination, contents);
