@@ -37,6 +37,7 @@
 mod delegation;
 mod report;
 mod session;
+mod successor;
 #[cfg(test)]
 mod tests;
 mod voice;

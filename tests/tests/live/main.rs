@@ -19,8 +19,8 @@ mod live_pcmu_passthrough;
 mod live_refused_key_ends_call;
 #[path = "live-session-expired-ends-call.rs"]
 mod live_session_expired_ends_call;
-#[path = "live-socket-drop-ends-call.rs"]
-mod live_socket_drop_ends_call;
+#[path = "live-socket-drop-reconnects-with-transcript.rs"]
+mod live_socket_drop_reconnects_with_transcript;
 #[path = "live-tool-call-via-responses-delegation.rs"]
 mod live_tool_call_via_responses_delegation;
 #[path = "live-tool-timeout-still-answered.rs"]
