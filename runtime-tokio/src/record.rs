@@ -172,11 +172,9 @@ pub(crate) fn event_line(
 /// `null` when it has none); on Live, `model` is the Live model and `delegation_model` the one
 /// running its tools. The transport actually used is in the `model_ready` event.
 fn backend_meta(meta: &mut Value, config: &CallConfig) {
-    let for_number = meta["to"]
-        .as_str()
-        .and_then(|to| config.backend_by_number.get(to))
-        .copied();
-    let backend = for_number.unwrap_or(config.backend);
+    let to = meta["to"].as_str();
+    let for_number = to.and_then(|to| config.backend_by_number.get(to)).copied();
+    let backend = config.backend_for(to);
     meta["backend"] = backend.name().into();
     meta["backend_default"] = config.backend.name().into();
     meta["backend_for_number"] = for_number.map(Backend::name).into();
