@@ -170,19 +170,25 @@ fn live_webrtc_call_end_to_end() {
     assert_eq!(live.events_after_close, 0);
     assert_eq!(live.closed_reason.as_deref(), Some("close_requested"));
     assert!(!live.closed_without_session_close);
-    let (_, end) = sim.first(is_end).unwrap();
+    // session.closed came back on the channel and ended the call.
+    let closed = session_closed_events(&sim);
+    assert_eq!(closed.len(), 1, "{}", sim.trace_lines().join("\n"));
+    assert_eq!(closed[0].0, live.closed_at.unwrap() + ms(20));
+    let (end, event) = sim.first(is_end).unwrap();
     assert_eq!(
-        end,
+        event,
         &Event::CallEnded {
             reason: EndReason::CallerStopped
         }
+    );
+    assert!(
+        end >= closed[0].0 && end < closed[0].0 + ms(100),
+        "ended at {end:?}"
     );
 }
 
 /// The hang-up waits for `session.closed`, which arrives on the data channel, and records it.
 #[test]
-#[ignore = "core: Call::handle_udp drops datagrams once the call ended, so session.closed \
-            over WebRTC is never read (see the report)"]
 fn live_webrtc_hangup_waits_for_session_closed() {
     let sim = run_deterministic_webrtc(call(32, ms(700)), secs(30));
     assert_clean_live_webrtc(&sim);
