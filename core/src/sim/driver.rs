@@ -210,6 +210,10 @@ impl Sim {
     pub fn new(mut config: SimConfig) -> Sim {
         // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
         fastrand::seed(config.seed);
+        // The WebRTC endpoint's Live sessions follow the Live script unless told otherwise.
+        if config.webrtc.live_script.is_none() {
+            config.webrtc.live_script = Some(config.live.clone());
+        }
         if config.call.transport != TransportChoice::WebSocket
             && config.call.webrtc.local_addrs.is_empty()
         {
