@@ -23,7 +23,7 @@ use crate::live::sessions;
 use crate::media_path::{MediaPath, ModelAudio};
 use crate::model::{ModelEvent, ModelOutput, ModelRequest};
 use crate::output::{ConnectRequest, HttpResponse, TransportFailure};
-use crate::webrtc::transport::{RtcTransport, RtcTransportEvent};
+use crate::webrtc::transport::{FirstTransport, RtcTransport, RtcTransportEvent};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "live/webrtc";
@@ -135,14 +135,10 @@ impl LiveLeg {
     pub(crate) fn start(&mut self, now: Instant, phone: PhoneCodec, instructions: String) {
         self.phone = Some(phone);
         self.session.set_instructions(instructions);
-        let webrtc_possible = !self.webrtc.local_addrs.is_empty();
-        match self.choice {
-            TransportChoice::WebSocket => self.start_websocket(),
-            TransportChoice::Auto | TransportChoice::WebRtc if webrtc_possible => {
-                self.start_webrtc(now)
-            }
-            TransportChoice::Auto => self.start_websocket(),
-            TransportChoice::WebRtc => self.fail(now, "no local UDP address for WebRTC".to_owned()),
+        match FirstTransport::of(self.choice, &self.webrtc) {
+            FirstTransport::WebRtc => self.start_webrtc(now),
+            FirstTransport::WebSocket => self.start_websocket(),
+            FirstTransport::Unusable(reason) => self.fail(now, reason),
         }
     }
 
