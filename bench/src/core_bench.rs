@@ -27,6 +27,8 @@ pub(crate) struct CoreFigures {
     pub(crate) down: Vec<u64>,
     /// Calls that did not run as scripted, with why.
     pub(crate) problems: Vec<String>,
+    /// Core time per call-second and mean per entry, by kind of entry (for stderr).
+    pub(crate) breakdown: Vec<String>,
 }
 
 /// Runs `calls` calls of `shape` for `seconds` each, side by side on their virtual clocks.
@@ -56,6 +58,18 @@ pub(crate) fn measure(shape: Shape, calls: u64, seconds: u64, overhead_ns: u64) 
         .filter_map(|sim| problem(shape, sim, seconds))
         .collect();
     let call_seconds = (calls * seconds).max(1) as f64;
+    let breakdown = probe::KINDS
+        .iter()
+        .zip(figures.by_kind)
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(kind, (ns, n))| {
+            format!(
+                "{kind}: {:.1} µs per call-second, {n} calls, {:.2} µs each",
+                ns as f64 / call_seconds / 1e3,
+                ns as f64 / n as f64 / 1e3
+            )
+        })
+        .collect();
     let mut up = figures.up;
     let mut down = figures.down;
     up.sort_unstable();
@@ -68,6 +82,7 @@ pub(crate) fn measure(shape: Shape, calls: u64, seconds: u64, overhead_ns: u64) 
         up,
         down,
         problems,
+        breakdown,
     }
 }
 

@@ -283,6 +283,14 @@ fn load_table(
         "—",
         cpu_status,
     );
+    let peers_cpu = result["cpu_percent"].as_f64().unwrap_or(0.0);
+    table.push(
+        "Peers CPU (child process)",
+        "fake callers and fake OpenAI: their lag counts in the latencies below",
+        format!("{peers_cpu:.1} % of a core over the run"),
+        "—",
+        Status::Info,
+    );
     let idle_kb = first.map_or(0, |s| s.rss_kb);
     let peak_kb = samples.iter().map(|s| s.rss_kb).max().unwrap_or(0);
     table.push(
@@ -429,6 +437,7 @@ async fn peers(calls: u64, seconds: u64, ramp: u64) -> Result<serde_json::Value,
         .and_then(|p| p.trim().parse::<u16>().ok())
         .ok_or_else(|| format!("the server said {line:?}"))?;
     let limit = Duration::from_secs(ramp + seconds + 30);
+    let started = sample();
     let mut tasks = Vec::new();
     for i in 0..calls {
         let delay = Duration::from_millis(ramp * 1_000 * i / calls.max(1));
@@ -450,6 +459,7 @@ async fn peers(calls: u64, seconds: u64, ramp: u64) -> Result<serde_json::Value,
         let _ = task.await;
     }
     accepting.abort();
+    let cpu = cpu_percent(&started, &sample());
     let mut peers = lock(&shared);
     for reason in peers.reasons.iter().take(5) {
         eprintln!("barbara-bench peers: dropped {reason}");
@@ -471,6 +481,7 @@ async fn peers(calls: u64, seconds: u64, ramp: u64) -> Result<serde_json::Value,
         "down": summary(&peers.down),
         "down_frames": peers.down.len(),
         "down_late": peers.down_late,
+        "cpu_percent": cpu,
     }))
 }
 

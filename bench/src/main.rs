@@ -26,6 +26,7 @@ use table::{Status, Table};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: barbara-bench [--calls N] [--seconds T] [--sim-seconds S] [--quick]
+                     [--only ws-pcmu|ws-l16|webrtc|sim-ws|sim-webrtc|sim-live] (for profiling)
        barbara-bench load [--calls N] [--seconds T] [--ramp-seconds R]";
 
 /// Parsed `--name value` flags.
@@ -34,6 +35,7 @@ struct Flags {
     seconds: Option<u64>,
     sim_seconds: Option<u64>,
     ramp_seconds: Option<u64>,
+    only: Option<String>,
     quick: bool,
     rest: Vec<String>,
 }
@@ -44,6 +46,7 @@ fn parse(args: &[String]) -> Result<Flags, String> {
         seconds: None,
         sim_seconds: None,
         ramp_seconds: None,
+        only: None,
         quick: false,
         rest: Vec::new(),
     };
@@ -62,6 +65,7 @@ fn parse(args: &[String]) -> Result<Flags, String> {
             "--sim-seconds" => flags.sim_seconds = number("--sim-seconds")?.filter(|n| *n > 0),
             "--ramp-seconds" => flags.ramp_seconds = number("--ramp-seconds")?,
             "--quick" => flags.quick = true,
+            "--only" => flags.only = args.next().cloned(),
             other => flags.rest.push(other.to_owned()),
         }
     }
@@ -115,18 +119,28 @@ fn core_table(flags: &Flags) -> ExitCode {
     let overhead = probe::calibrate();
     eprintln!("barbara-bench: clock read pair costs {overhead} ns (subtracted per interval)");
     let mut table = Table::new(calls, seconds, overhead);
+    let wanted = |key: &str| flags.only.as_deref().is_none_or(|only| only == key);
     for shape in [Shape::WsPcmu, Shape::WsL16, Shape::WebRtcOpus] {
+        if !wanted(shape.key()) {
+            continue;
+        }
         eprintln!(
             "barbara-bench: {calls} calls × {seconds} s: {}",
             shape.label()
         );
         let figures = core_bench::measure(shape, calls, seconds, overhead);
+        for line in &figures.breakdown {
+            eprintln!("barbara-bench:   {line}");
+        }
         for problem in figures.problems.iter().take(3) {
             eprintln!("barbara-bench:   a call did not run as scripted: {problem}");
         }
         table.core(&figures);
     }
     for shape in [Shape::WsPcmu, Shape::WebRtcOpus, Shape::Live] {
+        if !wanted(&format!("sim-{}", shape.key().trim_end_matches("-pcmu"))) {
+            continue;
+        }
         eprintln!(
             "barbara-bench: simulating a {sim_seconds} s call: {}",
             shape.label()

@@ -41,6 +41,36 @@ struct State {
     last_rtp_ns: u64,
     up: Vec<u64>,
     down: Vec<u64>,
+    /// The entry being timed, and time and count per kind of entry.
+    kind: usize,
+    by_kind: [(u64, u64); KINDS.len()],
+}
+
+/// Kinds of entry, for the breakdown.
+pub(crate) const KINDS: [&str; 9] = [
+    "new",
+    "phone media",
+    "phone other",
+    "model audio",
+    "model other",
+    "udp",
+    "timeout",
+    "other input",
+    "poll_output/poll_timeout",
+];
+
+fn kind(call: ProbeCall<'_>) -> usize {
+    match call {
+        ProbeCall::New => 0,
+        ProbeCall::PhoneText(text) if text.contains("\"event\":\"media\"") => 1,
+        ProbeCall::PhoneText(_) => 2,
+        ProbeCall::ModelText(text) if text.contains("output_audio.delta\"") => 3,
+        ProbeCall::ModelText(_) => 4,
+        ProbeCall::Udp(_) => 5,
+        ProbeCall::Timeout => 6,
+        ProbeCall::Other => 7,
+        ProbeCall::PollOutput | ProbeCall::PollTimeout => 8,
+    }
 }
 
 thread_local! {
@@ -84,6 +114,8 @@ pub(crate) struct Figures {
     pub(crate) up: Vec<u64>,
     /// Core time from model audio to the caller frame carrying it, ns.
     pub(crate) down: Vec<u64>,
+    /// Core time and calls per kind of entry ([`KINDS`]).
+    pub(crate) by_kind: [(u64, u64); KINDS.len()],
 }
 
 /// Takes the figures.
@@ -95,6 +127,7 @@ pub(crate) fn take() -> Figures {
             entries: s.entries,
             up: std::mem::take(&mut s.up),
             down: std::mem::take(&mut s.down),
+            by_kind: s.by_kind,
         }
     })
 }
@@ -124,6 +157,7 @@ fn on_event(event: ProbeEvent<'_>) {
 }
 
 fn enter(s: &mut State, call: ProbeCall<'_>) {
+    s.kind = kind(call);
     let path = match call {
         ProbeCall::PollOutput | ProbeCall::PollTimeout => return,
         ProbeCall::PhoneText(text) if text.contains("\"event\":\"media\"") => Some(Path::Up),
@@ -151,6 +185,8 @@ fn leave(s: &mut State, now: Instant, output: Option<&Output>) {
     let ns = ((now - entered).as_nanos() as u64).saturating_sub(s.overhead_ns);
     s.inside_ns += ns;
     s.entries += 1;
+    s.by_kind[s.kind].0 += ns;
+    s.by_kind[s.kind].1 += 1;
     let Some((path, so_far)) = s.tracking.as_mut() else {
         return;
     };

@@ -34,6 +34,16 @@ pub(crate) enum Shape {
 }
 
 impl Shape {
+    /// The name `--only` picks it by.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Shape::WsPcmu => "ws-pcmu",
+            Shape::WsL16 => "ws-l16",
+            Shape::WebRtcOpus => "webrtc",
+            Shape::Live => "live",
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Shape::WsPcmu => "WebSocket, PCMU passthrough",
