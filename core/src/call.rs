@@ -247,7 +247,8 @@ impl Call {
         contents: &[u8],
     ) {
         let now = self.clamp(now);
-        if self.ended.is_some() {
+        // A closing model leg still reads datagrams: `session.closed` may come over WebRTC.
+        if self.finished {
             return;
         }
         self.model.handle_udp(now, source, destination, contents);
@@ -516,10 +517,7 @@ impl Call {
 
     /// The backend for this call: the called number's, else the default.
     fn backend(&self) -> Backend {
-        self.called_number()
-            .and_then(|to| self.config.backend_by_number.get(to))
-            .copied()
-            .unwrap_or(self.config.backend)
+        self.config.backend_for(self.called_number())
     }
 
     /// The instructions for this call: the called number's template, else the default one.
@@ -666,14 +664,23 @@ impl Call {
                 billed_seconds,
             }),
             ModelEvent::Closed => self.finish(),
+            // The record still wants the last words and the final bill.
+            ModelEvent::Transcript { role, text } => {
+                self.push_event(Event::Transcript { role, text })
+            }
+            ModelEvent::BilledSeconds(seconds) => self.push_event(Event::BilledSeconds { seconds }),
+            ModelEvent::Usage {
+                input_tokens,
+                output_tokens,
+            } => self.push_event(Event::Usage {
+                input_tokens,
+                output_tokens,
+            }),
             ModelEvent::Ready
             | ModelEvent::Audio { .. }
             | ModelEvent::AudioDone { .. }
             | ModelEvent::CallerSpeechStarted
             | ModelEvent::ToolCall { .. }
-            | ModelEvent::Transcript { .. }
-            | ModelEvent::BilledSeconds(_)
-            | ModelEvent::Usage { .. }
             | ModelEvent::Error { .. }
             | ModelEvent::Fallback { .. }
             | ModelEvent::Reconnecting { .. }

@@ -1,6 +1,7 @@
-//! One tokio task per call: it owns the `Call` by value and runs the core's loop. Each wakeup
-//! reads the clock once, feeds one input, carries out every output, and moves the one timer
-//! only when the core's deadline changed. No protocol logic lives here.
+//! One tokio task per call: it owns the call's [`CallDriver`] and runs the core's loop. Each
+//! wakeup reads the clock once, feeds one input, carries out every action, and moves the one
+//! timer only when the core's deadline changed. No protocol logic lives here: the bookkeeping
+//! every runtime needs is in the driver; this file holds only sockets, the timer and spawning.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use barbara_core::{
-    Call, ConnectRequest, Event, HttpRequest, HttpResponse, Input, Leg, Output, RequestId,
-    ToolAction, ToolCallId, ToolResult, TransportChoice, TransportFailure,
+    Action, Call, CallDriver, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, RequestId,
+    ToolAction, ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpStream, UdpSocket};
@@ -48,7 +49,7 @@ enum Wakeup {
 
 enum ModelLeg {
     None,
-    Connecting(u64, JoinHandle<()>),
+    Connecting(JoinHandle<()>),
     Open(Box<ModelSocket>),
 }
 
@@ -107,18 +108,17 @@ pub(crate) async fn run(
             return;
         }
     };
-    let record = Record::create(&app.settings.records_dir, &call_sid, meta, &call, now);
+    let record = Record::create(&app.settings, &call_sid, meta, &call, now);
     tracing::info!(call = %call_sid, record = %record.path().display(), "call started");
     let (tx, rx) = mpsc::channel(64);
     let gauge = app.metrics.call_started();
     let mut task = CallTask {
         hang_up: app.hang_up.subscribe(),
         app,
-        call,
+        driver: CallDriver::new(call, now),
         call_sid,
         phone: Some(phone),
         model: ModelLeg::None,
-        model_gen: 0,
         udp,
         tx,
         rx,
@@ -126,9 +126,7 @@ pub(crate) async fn run(
             .into_iter()
             .map(|f| Wakeup::Text(Leg::Phone, f))
             .collect(),
-        started: now,
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        armed: None,
         record,
         gauge,
     };
@@ -140,13 +138,10 @@ pub(crate) async fn run(
 
 struct CallTask {
     app: Arc<App>,
-    call: Call,
-    /// The `now` the call was made with: inputs are logged as offsets from it.
-    started: Instant,
+    driver: CallDriver,
     call_sid: String,
     phone: Option<WebSocket>,
     model: ModelLeg,
-    model_gen: u64,
     udp: Option<UdpSocket>,
     /// Results of spawned work (connects, HTTP) come back here.
     tx: mpsc::Sender<Wakeup>,
@@ -154,7 +149,6 @@ struct CallTask {
     /// Inputs already known (buffered frames, immediate tool answers), fed before waiting.
     ready: VecDeque<Wakeup>,
     sleep: Pin<Box<Sleep>>,
-    armed: Option<Instant>,
     hang_up: tokio::sync::watch::Receiver<bool>,
     record: Record,
     gauge: CallGauge,
@@ -163,22 +157,18 @@ struct CallTask {
 impl CallTask {
     async fn run(mut self) {
         let mut budget = 0;
-        while self.call.end_reason().is_none() {
+        while !self.driver.is_over() {
             let input = match self.ready.pop_front() {
                 Some(input) => input,
                 None => self.next_input().await,
             };
             let now = Instant::now();
             self.feed(now, input);
-            while let Some(output) = self.call.poll_output() {
-                self.execute(now, output).await;
+            while let Some(action) = self.driver.poll_action() {
+                self.execute(now, action).await;
             }
-            let deadline = self.call.poll_timeout();
-            if deadline != self.armed {
-                self.armed = deadline;
-                if let Some(at) = deadline {
-                    self.sleep.as_mut().reset(at.into());
-                }
+            if let Some(Some(at)) = self.driver.poll_timer() {
+                self.sleep.as_mut().reset(at.into());
             }
             budget += 1;
             if budget >= BUDGET {
@@ -186,11 +176,12 @@ impl CallTask {
                 tokio::task::yield_now().await;
             }
         }
-        if let ModelLeg::Connecting(_, handle) = &self.model {
+        if let ModelLeg::Connecting(handle) = &self.model {
             handle.abort();
         }
         self.app.metrics.call_finished(&self.gauge);
-        tracing::info!(call = %self.call_sid, reason = ?self.call.end_reason(), "call ended");
+        let reason = self.driver.call().end_reason();
+        tracing::info!(call = %self.call_sid, ?reason, "call ended");
     }
 
     /// Waits for the next input from any source.
@@ -225,8 +216,7 @@ impl CallTask {
                     Ok((n, source)) => return Wakeup::Udp(source, buf[..n].to_vec()),
                     Err(e) => tracing::debug!("UDP receive failed: {e}"),
                 },
-                () = &mut self.sleep, if self.armed.is_some() => {
-                    self.armed = None;
+                () = &mut self.sleep, if self.driver.is_timer_armed() => {
                     return Wakeup::Timeout;
                 }
                 Ok(()) = self.hang_up.changed() => {
@@ -240,54 +230,43 @@ impl CallTask {
 
     /// Logs the input a wakeup brings, then feeds it (the replay feeds the same log).
     fn feed(&mut self, now: Instant, wakeup: Wakeup) {
-        let at_ns = Input::offset(self.started, now);
+        let d = &mut self.driver;
         let input = match wakeup {
-            Wakeup::Text(leg, text) => Input::WsText { at_ns, leg, text },
-            Wakeup::Binary(leg, data) => Input::WsBinary { at_ns, leg, data },
-            Wakeup::Closed(leg) => Input::WsClosed { at_ns, leg },
+            Wakeup::Text(leg, text) => d.message(now, leg, WsMessage::Text(&text)),
+            Wakeup::Binary(leg, data) => d.message(now, leg, WsMessage::Binary(&data)),
+            Wakeup::Closed(leg) => d.closed(now, leg),
             Wakeup::ModelOpened(generation, socket) => {
-                if !matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                let Some(input) = d.model_opened(now, generation) else {
                     return;
-                }
+                };
                 self.model = ModelLeg::Open(socket);
-                Input::WsOpened {
-                    at_ns,
-                    leg: Leg::Model,
-                }
+                input
             }
             Wakeup::ModelFailed(generation) => {
-                if !matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
+                let Some(input) = d.model_failed(now, generation) else {
                     return;
-                }
+                };
                 self.model = ModelLeg::None;
-                Input::WsClosed {
-                    at_ns,
-                    leg: Leg::Model,
-                }
+                input
             }
             Wakeup::Udp(source, contents) => {
                 let Some(destination) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) else {
                     return;
                 };
-                Input::Udp {
-                    at_ns,
-                    source,
-                    destination,
-                    contents,
-                }
+                d.udp(now, source, destination, contents)
             }
-            Wakeup::Http(id, result) => Input::HttpResponse { at_ns, id, result },
-            Wakeup::Tool(id, result) => Input::ToolResult { at_ns, id, result },
-            Wakeup::Timeout => Input::Timeout { at_ns },
-            Wakeup::HangUp => Input::HangUp { at_ns },
+            Wakeup::Http(id, result) => d.http_response(now, id, result),
+            Wakeup::Tool(id, result) => d.tool_result(now, id, result),
+            Wakeup::Timeout => d.timer_fired(now),
+            Wakeup::HangUp => d.hang_up(now),
         };
         self.record.input(&input);
-        input.feed(&mut self.call, self.started);
+        self.driver.feed(&input);
     }
 
-    async fn execute(&mut self, now: Instant, output: Output) {
-        match output {
-            Output::Send {
+    async fn execute(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Send {
                 leg: Leg::Phone,
                 text,
             } => {
@@ -297,7 +276,7 @@ impl CallTask {
                     self.ready.push_back(Wakeup::Closed(Leg::Phone));
                 }
             }
-            Output::Send {
+            Action::Send {
                 leg: Leg::Model,
                 text,
             } => {
@@ -309,26 +288,28 @@ impl CallTask {
                     self.ready.push_back(Wakeup::Closed(Leg::Model));
                 }
             }
-            Output::Close { leg: Leg::Phone } => {
+            Action::Close { leg: Leg::Phone } => {
                 if let Some(mut phone) = self.phone.take() {
                     let _ = phone.send(Message::Close(None)).await;
                 }
             }
-            Output::Close { leg: Leg::Model } => {
+            Action::Close { leg: Leg::Model } => {
                 match std::mem::replace(&mut self.model, ModelLeg::None) {
                     ModelLeg::Open(mut model) => {
                         let _ = model.close(None).await;
                     }
-                    ModelLeg::Connecting(_, handle) => handle.abort(),
+                    ModelLeg::Connecting(handle) => handle.abort(),
                     ModelLeg::None => {}
                 }
             }
-            Output::Connect(request) => {
-                if let ModelLeg::Connecting(_, handle) = &self.model {
+            Action::Connect {
+                generation,
+                request,
+            } => {
+                if let ModelLeg::Connecting(handle) = &self.model {
                     handle.abort();
                 }
-                self.model_gen += 1;
-                let (generation, tx) = (self.model_gen, self.tx.clone());
+                let tx = self.tx.clone();
                 let max = self.call_max_model_message();
                 let handle = tokio::spawn(async move {
                     let input = match connect_model(request, max).await {
@@ -340,15 +321,15 @@ impl CallTask {
                     };
                     let _ = tx.send(input).await;
                 });
-                self.model = ModelLeg::Connecting(generation, handle);
+                self.model = ModelLeg::Connecting(handle);
             }
-            Output::Http { id, request } => {
+            Action::Http { id, request } => {
                 let (agent, tx) = (self.app.http.clone(), self.tx.clone());
                 tokio::task::spawn_blocking(move || {
                     let _ = tx.blocking_send(Wakeup::Http(id, http(&agent, request)));
                 });
             }
-            Output::ToolCall(tool) => {
+            Action::ToolCall(tool) => {
                 // Tools without a webhook have no handler in this server.
                 let result = ToolResult {
                     output: r#"{"error":"no handler"}"#.to_owned(),
@@ -356,14 +337,14 @@ impl CallTask {
                 };
                 self.ready.push_back(Wakeup::Tool(tool.id, result));
             }
-            Output::Transmit(transmit) => {
+            Action::Transmit(transmit) => {
                 if let Some(udp) = &self.udp
                     && let Err(e) = udp.send_to(&transmit.contents, transmit.destination).await
                 {
                     tracing::debug!("UDP send failed: {e}");
                 }
             }
-            Output::Event(event) => self.observe(now, &event),
+            Action::Event(event) => self.observe(now, &event),
         }
     }
 

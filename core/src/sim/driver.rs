@@ -207,6 +207,7 @@ pub struct Sim {
     openai: FakeRealtime,
     openai_connected: bool,
     earlier_openai: Vec<RealtimeReport>,
+    earlier_live: Vec<LiveReport>,
     live: FakeLive,
     live_connected: bool,
     /// Which fake the model WebSocket was last opened to.
@@ -279,6 +280,10 @@ impl Sim {
     fn build(mut config: SimConfig, mut probe: ProbeSlot) -> Sim {
         // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
         fastrand::seed(config.seed);
+        // The WebRTC endpoint's Live sessions follow the Live script unless told otherwise.
+        if config.webrtc.live_script.is_none() {
+            config.webrtc.live_script = Some(config.live.clone());
+        }
         if config.call.transport != TransportChoice::WebSocket
             && config.call.webrtc.local_addrs.is_empty()
         {
@@ -322,6 +327,7 @@ impl Sim {
             openai,
             openai_connected: false,
             earlier_openai: Vec::new(),
+            earlier_live: Vec::new(),
             live,
             live_connected: false,
             model_peer: ModelPeer::Realtime,
@@ -372,6 +378,11 @@ impl Sim {
     /// Reports of earlier Realtime WebSocket connections, when the call reconnected.
     pub fn earlier_openai(&self) -> &[RealtimeReport] {
         &self.earlier_openai
+    }
+
+    /// Reports of earlier Live WebSocket connections, when the call reconnected.
+    pub fn earlier_live(&self) -> &[LiveReport] {
+        &self.earlier_live
     }
 
     /// What the fake OpenAI received and did (its latest connection).
@@ -675,6 +686,12 @@ impl Sim {
                     let old = std::mem::replace(&mut self.openai, next);
                     self.openai_connected = false;
                     self.earlier_openai.push(old.report().clone());
+                }
+                if self.model_peer == ModelPeer::Live && self.live.has_connected() {
+                    let next = self.live.successor();
+                    let old = std::mem::replace(&mut self.live, next);
+                    self.live_connected = false;
+                    self.earlier_live.push(old.report().clone());
                 }
                 let (url, headers) = (&request.url, &request.headers);
                 let accepted = match self.model_peer {
