@@ -22,7 +22,11 @@ fn main() -> ExitCode {
     } else {
         tracing::Level::INFO
     };
-    tracing_subscriber::fmt().with_max_level(level).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(ansi)
+        .init();
     let (settings, port) = match settings() {
         Ok(settings) => settings,
         Err((name, problem)) => {
