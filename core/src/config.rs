@@ -320,6 +320,13 @@ impl Default for Limits {
 }
 
 impl CallConfig {
+    /// The backend a call to `to` (the called number) runs on: its own, else the default.
+    pub fn backend_for(&self, to: Option<&str>) -> Backend {
+        to.and_then(|to| self.backend_by_number.get(to))
+            .copied()
+            .unwrap_or(self.backend)
+    }
+
     /// A configuration with defaults for everything but the key.
     pub fn new(api_key: impl Into<String>) -> Self {
         CallConfig {

@@ -62,6 +62,9 @@ pub struct Settings {
     pub signing_key: Option<String>,
     /// `BARBARA_RECORDS_DIR`.
     pub records_dir: PathBuf,
+    /// `BARBARA_RECORD_AUDIO` (default `true`): `false` leaves the audio out of the records'
+    /// input logs, and such a record cannot be replayed.
+    pub record_audio: bool,
     /// `BARBARA_WEBRTC_IP`.
     pub webrtc_ip: IpAddr,
     /// `BARBARA_MAX_CALLS`.
@@ -142,6 +145,7 @@ impl Settings {
             public_url: base.public_url.clone(),
             signing_key: var("SIGNALWIRE_SIGNING_KEY"),
             records_dir: var("BARBARA_RECORDS_DIR").map_or_else(|| "calls".into(), PathBuf::from),
+            record_audio: parse_bool(&var, "BARBARA_RECORD_AUDIO")?.unwrap_or(true),
             webrtc_ip,
             max_calls,
             shutdown_grace: Duration::from_secs(parse("BARBARA_SHUTDOWN_GRACE_SECS", 30)?),
@@ -373,6 +377,7 @@ mod tests {
         assert_eq!(s.port, 8080);
         assert_eq!(s.max_calls, 100);
         assert_eq!(s.records_dir, PathBuf::from("calls"));
+        assert!(s.record_audio);
         assert_eq!(s.webrtc_ip, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(s.live.call.openai.base_url, DEFAULT_BASE_URL);
         assert_eq!(s.live.call.transport, TransportChoice::WebSocket);
@@ -392,6 +397,10 @@ mod tests {
             (&[("BARBARA_CONFIG", "/nonexistent.toml")], "BARBARA_CONFIG"),
             (&[("PUBLIC_URL", "bridge.example.com")], "PUBLIC_URL"),
             (&[("BARBARA_BACKEND", "turbo")], "BARBARA_BACKEND"),
+            (
+                &[("BARBARA_RECORD_AUDIO", "sometimes")],
+                "BARBARA_RECORD_AUDIO",
+            ),
         ];
         for (vars, name) in cases {
             let mut all = vars.to_vec();

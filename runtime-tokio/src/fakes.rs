@@ -1,12 +1,13 @@
 //! Loopback fakes for the demo and the end-to-end tests: the core's sans-IO simulation peers
-//! (`FakeRealtime`, `FakeRealtimeWebRtc`, `FakeCaller`) driven over real sockets on real time,
-//! and a recording HTTP server for tool webhooks and SignalWire's REST API.
+//! (`FakeRealtime`, `FakeLive`, `FakeRealtimeWebRtc`, `FakeCaller`) driven over real sockets on
+//! real time, and a recording HTTP server for tool webhooks and SignalWire's REST API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use barbara_core::sim::fake_caller::{CallerOutput, CallerReport, CallerScript, FakeCaller};
+use barbara_core::sim::fake_live::{FakeLive, LiveReport, LiveScript};
 use barbara_core::sim::fake_realtime::{
     FakeRealtime, FakeServerOutput, RealtimeReport, RealtimeScript,
 };
@@ -21,30 +22,60 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 use tokio_tungstenite::tungstenite::{Message, http};
 
-/// A fake OpenAI Realtime server on `127.0.0.1`: every connection gets its own
-/// [`FakeRealtime`] playing `script`.
+/// A fake OpenAI WebSocket server on `127.0.0.1`. Every connection gets its own fake session,
+/// chosen by its URL as OpenAI routes it: `…/live/sessions` a [`FakeLive`] playing the Live
+/// script, anything else a [`FakeRealtime`] playing the Realtime script.
 pub struct FakeOpenAi {
     addr: SocketAddr,
     attempts: Arc<watch::Sender<u32>>,
-    reports: Arc<watch::Sender<Vec<RealtimeReport>>>,
+    reports: Reports,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The reports of the sessions that closed, per API.
+#[derive(Clone, Default)]
+struct Reports {
+    realtime: Arc<watch::Sender<Vec<RealtimeReport>>>,
+    live: Arc<watch::Sender<Vec<LiveReport>>>,
+}
+
 impl FakeOpenAi {
-    /// Listens on an ephemeral loopback port.
+    /// Listens on an ephemeral loopback port; Realtime sessions play `script`, Live sessions
+    /// [`LiveScript::default`].
     ///
     /// # Errors
     /// When the port cannot be bound.
     pub async fn start(script: RealtimeScript) -> std::io::Result<FakeOpenAi> {
+        FakeOpenAi::start_with(script, LiveScript::default()).await
+    }
+
+    /// Listens on an ephemeral loopback port; Live sessions play `script`, Realtime sessions
+    /// [`RealtimeScript::default`].
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start_live(script: LiveScript) -> std::io::Result<FakeOpenAi> {
+        FakeOpenAi::start_with(RealtimeScript::default(), script).await
+    }
+
+    /// Listens on an ephemeral loopback port; each API's sessions play its script.
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start_with(
+        realtime: RealtimeScript,
+        live: LiveScript,
+    ) -> std::io::Result<FakeOpenAi> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let attempts = Arc::new(watch::Sender::new(0));
-        let reports = Arc::new(watch::Sender::new(Vec::new()));
+        let reports = Reports::default();
         let (a, r) = (attempts.clone(), reports.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 a.send_modify(|n| *n += 1);
-                tokio::spawn(serve_realtime(stream, script.clone(), r.clone()));
+                let scripts = (realtime.clone(), live.clone());
+                tokio::spawn(serve_session(stream, scripts, r.clone()));
             }
         });
         Ok(FakeOpenAi {
@@ -70,14 +101,26 @@ impl FakeOpenAi {
         let _ = self.attempts.subscribe().wait_for(|c| *c >= n).await;
     }
 
-    /// Reports of the sessions that have closed.
+    /// Reports of the Realtime sessions that have closed.
     pub fn reports(&self) -> Vec<RealtimeReport> {
-        self.reports.borrow().clone()
+        self.reports.realtime.borrow().clone()
     }
 
-    /// Waits until `n` sessions have closed, and returns their reports.
+    /// Waits until `n` Realtime sessions have closed, and returns their reports.
     pub async fn closed_sessions(&self, n: usize) -> Vec<RealtimeReport> {
-        let mut reports = self.reports.subscribe();
+        let mut reports = self.reports.realtime.subscribe();
+        let closed = reports.wait_for(|r| r.len() >= n).await;
+        closed.map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Reports of the Live sessions that have closed.
+    pub fn live_reports(&self) -> Vec<LiveReport> {
+        self.reports.live.borrow().clone()
+    }
+
+    /// Waits until `n` Live sessions have closed, and returns their reports.
+    pub async fn closed_live_sessions(&self, n: usize) -> Vec<LiveReport> {
+        let mut reports = self.reports.live.subscribe();
         let closed = reports.wait_for(|r| r.len() >= n).await;
         closed.map(|r| r.clone()).unwrap_or_default()
     }
@@ -89,12 +132,74 @@ impl Drop for FakeOpenAi {
     }
 }
 
-async fn serve_realtime(
-    stream: TcpStream,
-    script: RealtimeScript,
-    reports: Arc<watch::Sender<Vec<RealtimeReport>>>,
-) {
-    let mut fake = FakeRealtime::new(script);
+/// One connection's fake: the two fakes have the same sans-IO surface.
+enum Session {
+    Realtime(Box<FakeRealtime>),
+    Live(Box<FakeLive>),
+}
+
+/// Runs `$body` with `$fake` bound to whichever fake `$session` holds.
+macro_rules! either {
+    ($session:expr, $fake:ident => $body:expr) => {
+        match $session {
+            Session::Realtime($fake) => $body,
+            Session::Live($fake) => $body,
+        }
+    };
+}
+
+impl Session {
+    /// The fake OpenAI would route `path` to.
+    fn for_path(path: &str, (realtime, live): &(RealtimeScript, LiveScript)) -> Session {
+        if path.trim_end_matches('/').ends_with("/live/sessions") {
+            Session::Live(Box::new(FakeLive::new(live.clone())))
+        } else {
+            Session::Realtime(Box::new(FakeRealtime::new(realtime.clone())))
+        }
+    }
+
+    fn handle_connect(&mut self, url: &str, headers: &[(String, String)]) -> Result<(), u16> {
+        either!(self, fake => fake.handle_connect(Instant::now(), url, headers))
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        either!(self, fake => fake.handle_text(Instant::now(), text));
+    }
+
+    fn handle_closed(&mut self) {
+        either!(self, fake => fake.handle_closed(Instant::now()));
+    }
+
+    fn handle_timeout(&mut self) {
+        either!(self, fake => fake.handle_timeout(Instant::now()));
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        either!(self, fake => fake.poll_timeout())
+    }
+
+    fn poll_output(&mut self) -> Option<FakeServerOutput> {
+        either!(self, fake => fake.poll_output())
+    }
+
+    fn report_to(self, reports: &Reports) {
+        match self {
+            Session::Realtime(fake) => {
+                let report = fake.report().clone();
+                reports.realtime.send_modify(|r| r.push(report));
+            }
+            Session::Live(fake) => {
+                let report = fake.report().clone();
+                reports.live.send_modify(|r| r.push(report));
+            }
+        }
+    }
+}
+
+/// Serves one connection: the handshake picks and connects the fake, then its loop runs on
+/// real time until either side closes. A refused handshake leaves no report.
+async fn serve_session(stream: TcpStream, scripts: (RealtimeScript, LiveScript), reports: Reports) {
+    let mut session = None;
     // The shape of this callback (and its large error) is tungstenite's.
     #[allow(clippy::result_large_err)]
     let handshake = |request: &Request, response: Response| {
@@ -105,7 +210,8 @@ async fn serve_realtime(
             .iter()
             .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
             .collect();
-        match fake.handle_connect(Instant::now(), &url, &headers) {
+        let fake = session.insert(Session::for_path(request.uri().path(), &scripts));
+        match fake.handle_connect(&url, &headers) {
             Ok(()) => Ok(response),
             Err(status) => {
                 let mut refusal = ErrorResponse::new(None);
@@ -115,7 +221,8 @@ async fn serve_realtime(
             }
         }
     };
-    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, handshake).await else {
+    let accepted = tokio_tungstenite::accept_hdr_async(stream, handshake).await;
+    let (Ok(mut socket), Some(mut fake)) = (accepted, session) else {
         return;
     };
     'session: loop {
@@ -139,17 +246,17 @@ async fn serve_realtime(
         }
         tokio::select! {
             message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => fake.handle_text(Instant::now(), &text),
+                Some(Ok(Message::Text(text))) => fake.handle_text(&text),
                 Some(Ok(Message::Close(_)) | Err(_)) | None => {
-                    fake.handle_closed(Instant::now());
+                    fake.handle_closed();
                     break 'session;
                 }
                 Some(Ok(_)) => {}
             },
-            () = sleep_until(fake.poll_timeout()) => fake.handle_timeout(Instant::now()),
+            () = sleep_until(fake.poll_timeout()) => fake.handle_timeout(),
         }
     }
-    reports.send_modify(|r| r.push(fake.report().clone()));
+    fake.report_to(&reports);
 }
 
 async fn sleep_until(at: Option<Instant>) {

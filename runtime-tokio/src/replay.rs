@@ -10,6 +10,10 @@ use serde_json::Value;
 
 use crate::record::{event_line, unhex};
 
+/// Why a record written without its audio cannot be replayed.
+const NO_AUDIO: &str = "this call was recorded with BARBARA_RECORD_AUDIO=false: its input log \
+     has no audio, so it cannot be replayed (`barbara show` prints its timeline and transcript)";
+
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
@@ -81,7 +85,8 @@ impl std::fmt::Display for Replay {
 /// Replays the record at `path`.
 ///
 /// # Errors
-/// An unreadable file, or one that is not a call record with an input log.
+/// An unreadable file, or one that is not a call record with an input log, or whose input log
+/// has no audio.
 pub fn replay_file(path: &Path) -> Result<Replay, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     replay(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -90,7 +95,7 @@ pub fn replay_file(path: &Path) -> Result<Replay, String> {
 /// Replays a record's text.
 ///
 /// # Errors
-/// When it is not a call record with an input log.
+/// When it is not a call record with an input log, or its input log has no audio.
 pub fn replay(record: &str) -> Result<Replay, String> {
     let mut lines = record
         .lines()
@@ -102,6 +107,9 @@ pub fn replay(record: &str) -> Result<Replay, String> {
     };
     if meta["record"] != "call" {
         return Err("not a call record: its first line is not \"record\":\"call\"".to_owned());
+    }
+    if meta["record_audio"] == false {
+        return Err(NO_AUDIO.to_owned());
     }
     let seed: [u8; 32] = meta["seed"]
         .as_str()
@@ -130,6 +138,9 @@ pub fn replay(record: &str) -> Result<Replay, String> {
         match value["record"].as_str() {
             Some("event") => recorded.push((n, value)),
             Some("input") => {
+                if value["audio_omitted"] == true {
+                    return Err(NO_AUDIO.to_owned());
+                }
                 let input: Input =
                     serde_json::from_value(value).map_err(|e| format!("line {n}: {e}"))?;
                 inputs += 1;

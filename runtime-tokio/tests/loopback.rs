@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use barbara_tokio::fakes;
-use common::{CALL_SID, Harness, attribute, caller, script, signature};
+use common::{CALL_SID, Harness, TempPath, attribute, caller, script, signature};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_call_over_websocket_and_metrics_show_it() {
@@ -231,8 +231,8 @@ async fn too_many_calls_get_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_gives_new_calls_the_new_file() {
-    let dir = std::env::temp_dir().join(format!("barbara-e2e-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempPath::new("config");
+    std::fs::create_dir_all(&*dir).unwrap();
     let file = dir.join("barbara.toml");
     std::fs::write(&file, "codec = \"L16@16000h\"\n").unwrap();
     let path = file.display().to_string();
@@ -328,11 +328,11 @@ fn config_errors_stop_start_up_with_one_line_and_exit_2() {
 #[test]
 fn sigterm_stops_the_server_binary() {
     use std::io::BufRead as _;
-    let dir = std::env::temp_dir().join(format!("barbara-e2e-sigterm-{}", std::process::id()));
+    let dir = TempPath::new("sigterm");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_barbara"))
         .env_clear()
         .envs([("OPENAI_API_KEY", "sk-test"), ("PORT", "0")])
-        .env("BARBARA_RECORDS_DIR", &dir)
+        .env("BARBARA_RECORDS_DIR", &*dir)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

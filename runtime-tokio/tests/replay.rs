@@ -1,17 +1,19 @@
 //! Call records replay: a call over loopback is recorded with its input log, `barbara replay`
-//! runs the log through a fresh core and finds the same events; a tampered log is reported.
+//! runs the log through a fresh core and finds the same events; a tampered log is reported, and
+//! a record made without its audio is refused.
 
 mod common;
 
 use std::time::Duration;
 
 use barbara_tokio::fakes::{self, FakeHttp};
-use common::{Harness, caller, config_file, reply, script_of, temp_path};
+use common::{Harness, TempPath, caller, config_file, reply, script, script_of};
 use serde_json::json;
 
-fn replay_binary(path: &std::path::Path) -> (Option<i32>, String) {
+/// Runs `barbara COMMAND PATH`: its exit code, stdout and stderr.
+fn barbara(command: &str, path: &std::path::Path) -> (Option<i32>, String, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_barbara"))
-        .arg("replay")
+        .arg(command)
         .arg(path)
         .env_clear()
         .output()
@@ -19,7 +21,13 @@ fn replay_binary(path: &std::path::Path) -> (Option<i32>, String) {
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
     )
+}
+
+fn replay_binary(path: &std::path::Path) -> (Option<i32>, String) {
+    let (code, stdout, _) = barbara("replay", path);
+    (code, stdout)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +48,7 @@ async fn a_recorded_websocket_call_replays_exactly_and_a_tampered_one_diverges()
     let (h, _openai) = Harness::websocket(
         "replay",
         &[
-            ("BARBARA_CONFIG", &config),
+            ("BARBARA_CONFIG", config.as_str()),
             ("OPENAI_API_KEY", "sk-do-not-record"),
         ],
         script,
@@ -94,8 +102,8 @@ async fn a_recorded_websocket_call_replays_exactly_and_a_tampered_one_diverges()
         })
         .map(|line| line + "\n")
         .collect();
-    let tampered_path = temp_path("replay-tampered.jsonl");
-    std::fs::write(&tampered_path, tampered).unwrap();
+    let tampered_path = TempPath::new("replay-tampered.jsonl");
+    std::fs::write(&*tampered_path, tampered).unwrap();
     let (code, stdout) = replay_binary(&tampered_path);
     assert_eq!(code, Some(1), "{stdout}");
     let line = |side: &str| {
@@ -109,20 +117,80 @@ async fn a_recorded_websocket_call_replays_exactly_and_a_tampered_one_diverges()
     assert!(line("recorded:").contains("We open at nine."), "{stdout}");
     assert!(line("replayed:").contains("We open at ten."), "{stdout}");
     assert!(!stdout.contains("WebRTC"), "{stdout}");
-    std::fs::remove_file(tampered_path).unwrap();
 }
 
 #[test]
 fn replay_refuses_a_file_that_is_not_a_call_record() {
-    let path = temp_path("replay-not-a-record.jsonl");
-    std::fs::write(&path, "{\"event\":\"call_ended\"}\n").unwrap();
+    let path = TempPath::new("replay-not-a-record.jsonl");
+    std::fs::write(&*path, "{\"event\":\"call_ended\"}\n").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_barbara"))
         .arg("replay")
-        .arg(&path)
+        .arg(&*path)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("not a call record"), "{stderr}");
-    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_audio_the_record_keeps_every_input_but_cannot_be_replayed() {
+    let (h, _openai) = Harness::websocket(
+        "no-audio",
+        &[("BARBARA_RECORD_AUDIO", "false")],
+        script(&[("Hello there.", 600), ("We open at nine.", 600)]),
+    )
+    .await;
+    let token = h.token().await;
+    let report = fakes::call(
+        &h.stream_url(),
+        Some(&token),
+        caller(&[(1_200, 600)], 3_500),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    h.wait_idle().await;
+    assert!(report.heard_speech_ms() > 500, "{report:?}");
+
+    let record = h.record();
+    assert_eq!(record[0]["record_audio"], false);
+    let inputs: Vec<&serde_json::Value> =
+        record.iter().filter(|l| l["record"] == "input").collect();
+    let text_of = |line: &serde_json::Value| -> serde_json::Value {
+        serde_json::from_str(line["text"].as_str().unwrap_or("null")).unwrap_or_default()
+    };
+    // Every media frame and audio delta is there, timed, but without its audio.
+    let media: Vec<serde_json::Value> = inputs
+        .iter()
+        .filter(|l| l["leg"] == "phone")
+        .map(|l| text_of(l))
+        .filter(|t| t["event"] == "media")
+        .collect();
+    assert!(media.len() > 100, "{}", media.len());
+    assert!(media.iter().all(|m| m["media"]["payload"] == ""));
+    let deltas: Vec<serde_json::Value> = inputs
+        .iter()
+        .filter(|l| l["leg"] == "model")
+        .map(|l| text_of(l))
+        .filter(|t| t["type"] == "response.output_audio.delta")
+        .collect();
+    assert!(!deltas.is_empty());
+    assert!(deltas.iter().all(|d| d["delta"] == ""));
+    let omitted = inputs.iter().filter(|l| l["audio_omitted"] == true).count();
+    assert_eq!(omitted, media.len() + deltas.len());
+    assert!(
+        h.has_event("transcript"),
+        "the transcript is still recorded"
+    );
+
+    let (code, stdout, stderr) = barbara("replay", &h.record_path());
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stderr.contains("BARBARA_RECORD_AUDIO=false"), "{stderr}");
+    assert!(stderr.contains("cannot be replayed"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let (code, stdout, _) = barbara("show", &h.record_path());
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("audio not recorded"), "{stdout}");
+    assert!(stdout.contains("We open at nine."), "{stdout}");
 }

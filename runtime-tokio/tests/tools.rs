@@ -70,7 +70,8 @@ async fn tool_webhook_gets_the_call_and_its_answer_reaches_the_model() {
         ),
         reply("Your order arrives on Friday.", 800, &[]),
     ]);
-    let (h, openai) = Harness::websocket("webhook", &[("BARBARA_CONFIG", &config)], script).await;
+    let (h, openai) =
+        Harness::websocket("webhook", &[("BARBARA_CONFIG", config.as_str())], script).await;
     let token = h.token().await;
     let report = fakes::call(
         &h.stream_url(),

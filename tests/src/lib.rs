@@ -314,3 +314,65 @@ pub fn transcripts(sim: &Sim) -> Vec<(Role, String)> {
         })
         .collect()
 }
+
+/// The same Live call carried over WebRTC first (`auto`, falling back to the WebSocket): the
+/// fake WebRTC endpoint's Live sessions follow `config.live` as it is now, so call this once
+/// the script is complete.
+pub fn live_over_webrtc(mut config: SimConfig) -> SimConfig {
+    config.call.transport = TransportChoice::Auto;
+    config.webrtc.live_script = Some(config.live.clone());
+    config
+}
+
+/// What the Live brain of each WebRTC session saw and did, in creation order.
+pub fn live_webrtc_sessions(sim: &Sim) -> Vec<LiveReport> {
+    sim.openai_webrtc()
+        .calls
+        .into_iter()
+        .filter_map(|c| c.live)
+        .collect()
+}
+
+/// [`run_deterministic`], also checking that the fake WebRTC endpoint's Live sessions saw the
+/// same thing both times.
+pub fn run_deterministic_webrtc(config: SimConfig, limit: Duration) -> Sim {
+    let mut second = Sim::new(config.clone());
+    second.run_to_end(limit);
+    let first = run_deterministic(config, limit);
+    assert_eq!(
+        format!("{:?}", live_webrtc_sessions(&first)),
+        format!("{:?}", live_webrtc_sessions(&second)),
+        "same seed, the Live WebRTC sessions saw something else"
+    );
+    first
+}
+
+/// [`assert_clean_live`] for calls that may have used the fake WebRTC endpoint too: nothing
+/// the endpoint or its Live brains would refuse, and no `error` from them.
+pub fn assert_clean_live_webrtc(sim: &Sim) {
+    assert_clean_live(sim);
+    let webrtc = sim.openai_webrtc();
+    assert!(
+        webrtc.all_violations().is_empty(),
+        "WebRTC violations: {:#?}",
+        webrtc.all_violations()
+    );
+    for session in live_webrtc_sessions(sim) {
+        assert!(
+            session.errors_sent.is_empty(),
+            "Live WebRTC errors: {:?}",
+            session.errors_sent
+        );
+    }
+}
+
+/// Every `Event::Fallback` with its time: `(at, from, to, reason)`.
+pub fn fallback_events(sim: &Sim) -> Vec<(Duration, &'static str, &'static str, String)> {
+    sim.all(|e| matches!(e, Event::Fallback { .. }))
+        .into_iter()
+        .filter_map(|(t, e)| match e {
+            Event::Fallback { from, to, reason } => Some((t, *from, *to, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}

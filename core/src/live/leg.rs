@@ -23,7 +23,7 @@ use crate::live::sessions;
 use crate::media_path::{MediaPath, ModelAudio};
 use crate::model::{ModelEvent, ModelOutput, ModelRequest};
 use crate::output::{ConnectRequest, HttpResponse, TransportFailure};
-use crate::webrtc::transport::{RtcTransport, RtcTransportEvent};
+use crate::webrtc::transport::{FirstTransport, RtcTransport, RtcTransportEvent};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "live/webrtc";
@@ -39,6 +39,10 @@ const RUN_GAP: Duration = Duration::from_millis(400);
 const SETTLE: Duration = Duration::from_millis(1500);
 /// Caller audio may pause this long before the leg fills the gap with silence.
 const INPUT_GAP: Duration = Duration::from_millis(100);
+/// WebSocket reconnections tried before the call gives up on the model.
+const MAX_RECONNECTS: u32 = 3;
+/// The first reconnection's back-off; each next one doubles it.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 enum Transport {
@@ -67,6 +71,12 @@ pub(crate) struct LiveLeg {
     transport: Transport,
     /// `session.close` went out: waiting for `session.closed` until then.
     closing: Option<Instant>,
+    /// A session was started once: a dropped socket is worth a new one.
+    was_started: bool,
+    /// Reconnections tried since a session last started.
+    reconnects: u32,
+    /// When to open the WebSocket again after it dropped.
+    reconnect_at: Option<Instant>,
     phone: Option<PhoneCodec>,
     /// WebSocket audio conversion (WebRTC converts in its own media path).
     media: Option<MediaPath>,
@@ -97,6 +107,9 @@ impl LiveLeg {
             webrtc: config.webrtc.clone(),
             transport: Transport::Idle,
             closing: None,
+            was_started: false,
+            reconnects: 0,
+            reconnect_at: None,
             phone: None,
             media: None,
             input_until: None,
@@ -122,14 +135,10 @@ impl LiveLeg {
     pub(crate) fn start(&mut self, now: Instant, phone: PhoneCodec, instructions: String) {
         self.phone = Some(phone);
         self.session.set_instructions(instructions);
-        let webrtc_possible = !self.webrtc.local_addrs.is_empty();
-        match self.choice {
-            TransportChoice::WebSocket => self.start_websocket(),
-            TransportChoice::Auto | TransportChoice::WebRtc if webrtc_possible => {
-                self.start_webrtc(now)
-            }
-            TransportChoice::Auto => self.start_websocket(),
-            TransportChoice::WebRtc => self.fail(now, "no local UDP address for WebRTC".to_owned()),
+        match FirstTransport::of(self.choice, &self.webrtc) {
+            FirstTransport::WebRtc => self.start_webrtc(now),
+            FirstTransport::WebSocket => self.start_websocket(),
+            FirstTransport::Unusable(reason) => self.fail(now, reason),
         }
     }
 
@@ -250,6 +259,8 @@ impl LiveLeg {
                 let started = matches!(event, events::ServerEvent::SessionStarted { .. });
                 self.session.handle_event(now, event);
                 if started {
+                    self.was_started = true;
+                    self.reconnects = 0;
                     self.input_until = Some(now);
                     if let Transport::WebRtc { rtc } = &mut self.transport {
                         rtc.session_ready(now);
@@ -267,8 +278,23 @@ impl LiveLeg {
         if !matches!(self.transport, Transport::WebSocket { .. }) {
             return;
         }
-        // A new socket would be a new session with no memory of this one: the call ends.
         self.transport = Transport::Closed;
+        if self.closing.is_none() && self.was_started && self.reconnects < MAX_RECONNECTS {
+            // The socket dropped without `session.closed`: a new session, given the
+            // transcript so far, after a back-off. Caller audio is held meanwhile.
+            let after = RECONNECT_BACKOFF * 2u32.pow(self.reconnects);
+            self.reconnects += 1;
+            self.reconnect_at = Some(now + after);
+            self.session.new_connection();
+            if self.last_speech.is_some() {
+                self.end_run();
+            }
+            self.events.push_back(ModelEvent::Reconnecting {
+                attempt: self.reconnects,
+                after,
+            });
+            return;
+        }
         self.closing = None;
         self.session.finish();
         self.drain_session(now);
@@ -346,6 +372,10 @@ impl LiveLeg {
             self.finish_close(now);
             return;
         }
+        if self.reconnect_at.is_some_and(|t| now >= t) {
+            self.reconnect_at = None;
+            self.start_websocket();
+        }
         if let Transport::WebRtc { rtc } = &mut self.transport {
             rtc.handle_timeout(now);
             self.drain_rtc(now);
@@ -375,6 +405,7 @@ impl LiveLeg {
             .map(|t| t + INPUT_GAP);
         [
             rtc,
+            self.reconnect_at,
             self.session.poll_timeout(),
             self.last_speech.map(|t| t + RUN_GAP),
             self.settle_until,
@@ -480,6 +511,7 @@ impl LiveLeg {
     /// when there is no session.
     pub(crate) fn close(&mut self, now: Instant) {
         self.session.finish();
+        self.reconnect_at = None;
         if self.closing.is_some() || matches!(self.transport, Transport::Idle | Transport::Closed) {
             return;
         }

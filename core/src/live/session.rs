@@ -314,6 +314,12 @@ impl LiveSession {
             last: now,
         });
         if turn.text.len() + delta.len() <= MAX_TURN_BYTES {
+            // Fragments carry their own spacing, except where one utterance ends and the next
+            // begins inside the same turn.
+            let sentence_ended = turn.text.ends_with(['.', '!', '?']);
+            if sentence_ended && delta.starts_with(|c: char| c.is_alphanumeric()) {
+                turn.text.push(' ');
+            }
             turn.text.push_str(delta);
         }
         turn.last = now;

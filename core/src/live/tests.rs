@@ -430,3 +430,32 @@ fn secrets_never_appear_in_debug_output() {
     assert!(!text.contains("PT-secret-token"), "{text}");
     assert!(text.contains("<redacted>"));
 }
+
+#[test]
+fn the_last_words_reach_the_record_when_the_caller_hangs_up_mid_turn() {
+    let mut h = Harness::new(live_config());
+    h.started();
+    for (ms, delta) in [(200, "Let me check."), (300, "Your order shipped.")] {
+        h.model(
+            ms,
+            json!({"type":"session.output_transcript.delta","event_id":"e","delta":delta,"start_ms":ms,"end_ms":ms+100}),
+        );
+    }
+    h.phone(
+        500,
+        r#"{"event":"stop","streamSid":"MZ1","stop":{"callSid":"CA1"}}"#,
+    );
+    h.model(
+        600,
+        json!({"type":"session.closed","event_id":"e","reason":"close_requested","session":{"id":"live_1"},"usage":{"seconds":0.6}}),
+    );
+    let transcript = h.events.iter().find_map(|e| match e {
+        Event::Transcript { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        transcript.as_deref(),
+        Some("Let me check. Your order shipped.")
+    );
+    assert!(matches!(h.events.last(), Some(Event::CallEnded { .. })));
+}

@@ -17,7 +17,7 @@ use crate::model::{ModelEvent, ModelOutput, ModelRequest};
 use crate::output::{HttpResponse, TransportFailure};
 use crate::realtime::calls;
 use crate::realtime::session::RealtimeSession;
-use crate::webrtc::transport::{RtcTransport, RtcTransportEvent};
+use crate::webrtc::transport::{FirstTransport, RtcTransport, RtcTransportEvent};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "realtime/webrtc";
@@ -109,14 +109,10 @@ impl RealtimeLeg {
     pub(crate) fn start(&mut self, now: Instant, phone: PhoneCodec, instructions: String) {
         self.phone = Some(phone);
         self.session.set_instructions(instructions);
-        let webrtc_possible = !self.webrtc.local_addrs.is_empty();
-        match self.choice {
-            TransportChoice::WebSocket => self.start_websocket(),
-            TransportChoice::Auto | TransportChoice::WebRtc if webrtc_possible => {
-                self.start_webrtc(now)
-            }
-            TransportChoice::Auto => self.start_websocket(),
-            TransportChoice::WebRtc => self.fail(now, "no local UDP address for WebRTC".to_owned()),
+        match FirstTransport::of(self.choice, &self.webrtc) {
+            FirstTransport::WebRtc => self.start_webrtc(now),
+            FirstTransport::WebSocket => self.start_websocket(),
+            FirstTransport::Unusable(reason) => self.fail(now, reason),
         }
     }
 

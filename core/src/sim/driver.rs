@@ -58,6 +58,62 @@ pub struct ScriptedTool {
     pub behaviour: ToolBehaviour,
 }
 
+/// A call into the [`Call`] under test, as a probe sees it (see [`Sim::with_probe`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeEvent<'a> {
+    /// The driver is about to call into the call.
+    Enter(ProbeCall<'a>),
+    /// The call returned; `Some` with what `poll_output` gave back.
+    Leave(Option<&'a Output>),
+}
+
+/// Which method of the call the driver enters, with the input it feeds.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeCall<'a> {
+    /// `Call::new`.
+    New,
+    /// `handle_ws_message` on the phone leg.
+    PhoneText(&'a str),
+    /// `handle_ws_message` on the model leg.
+    ModelText(&'a str),
+    /// `handle_udp`.
+    Udp(&'a [u8]),
+    /// `handle_timeout`.
+    Timeout,
+    /// Any other input: a socket opened or closed, an HTTP answer, a tool result.
+    Other,
+    /// `poll_output`.
+    PollOutput,
+    /// `poll_timeout`.
+    PollTimeout,
+}
+
+/// A closure called around every call into the [`Call`]: a benchmark reads its own clock there
+/// (the core and the driver never do). Not called for the invariant checks.
+pub type Probe = Box<dyn FnMut(ProbeEvent<'_>) + Send>;
+
+struct ProbeSlot(Option<Probe>);
+
+impl std::fmt::Debug for ProbeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Probe" } else { "NoProbe" })
+    }
+}
+
+impl ProbeSlot {
+    fn enter(&mut self, call: ProbeCall<'_>) {
+        if let Some(probe) = self.0.as_mut() {
+            probe(ProbeEvent::Enter(call));
+        }
+    }
+
+    fn leave(&mut self, output: Option<&Output>) {
+        if let Some(probe) = self.0.as_mut() {
+            probe(ProbeEvent::Leave(output));
+        }
+    }
+}
+
 /// Everything a simulated call is made of.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -151,6 +207,7 @@ pub struct Sim {
     openai: FakeRealtime,
     openai_connected: bool,
     earlier_openai: Vec<RealtimeReport>,
+    earlier_live: Vec<LiveReport>,
     live: FakeLive,
     live_connected: bool,
     /// Which fake the model WebSocket was last opened to.
@@ -170,6 +227,7 @@ pub struct Sim {
     tool_outputs_sent: BTreeMap<String, u32>,
     steps: u64,
     steps_at_now: u64,
+    probe: ProbeSlot,
 }
 
 /// The fake on the other end of the model WebSocket.
@@ -206,9 +264,26 @@ impl Sim {
     ///
     /// # Panics
     /// When the call configuration is invalid (a test bug).
-    pub fn new(mut config: SimConfig) -> Sim {
+    pub fn new(config: SimConfig) -> Sim {
+        Sim::build(config, ProbeSlot(None))
+    }
+
+    /// Like [`Sim::new`], with `probe` called around every call into the call, `Call::new`
+    /// included.
+    ///
+    /// # Panics
+    /// When the call configuration is invalid (a test bug).
+    pub fn with_probe(config: SimConfig, probe: Probe) -> Sim {
+        Sim::build(config, ProbeSlot(Some(probe)))
+    }
+
+    fn build(mut config: SimConfig, mut probe: ProbeSlot) -> Sim {
         // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
         fastrand::seed(config.seed);
+        // The WebRTC endpoint's Live sessions follow the Live script unless told otherwise.
+        if config.webrtc.live_script.is_none() {
+            config.webrtc.live_script = Some(config.live.clone());
+        }
         if config.call.transport != TransportChoice::WebSocket
             && config.call.webrtc.local_addrs.is_empty()
         {
@@ -219,6 +294,7 @@ impl Sim {
         let base = Instant::now();
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&config.seed.to_le_bytes());
+        probe.enter(ProbeCall::New);
         let call = Call::new(
             config.call.clone(),
             seed,
@@ -226,6 +302,7 @@ impl Sim {
             Duration::from_secs(1_790_000_000),
         )
         .expect("the simulation's call configuration is valid");
+        probe.leave(None);
         let caller = FakeCaller::new(config.caller.clone(), base);
         let mut openai = FakeRealtime::new(config.openai.clone());
         openai.set_origin(base);
@@ -250,6 +327,7 @@ impl Sim {
             openai,
             openai_connected: false,
             earlier_openai: Vec::new(),
+            earlier_live: Vec::new(),
             live,
             live_connected: false,
             model_peer: ModelPeer::Realtime,
@@ -268,6 +346,7 @@ impl Sim {
             tool_outputs_sent: BTreeMap::new(),
             steps: 0,
             steps_at_now: 0,
+            probe,
         };
         sim.drain_peers();
         sim
@@ -299,6 +378,11 @@ impl Sim {
     /// Reports of earlier Realtime WebSocket connections, when the call reconnected.
     pub fn earlier_openai(&self) -> &[RealtimeReport] {
         &self.earlier_openai
+    }
+
+    /// Reports of earlier Live WebSocket connections, when the call reconnected.
+    pub fn earlier_live(&self) -> &[LiveReport] {
+        &self.earlier_live
     }
 
     /// What the fake OpenAI received and did (its latest connection).
@@ -415,7 +499,10 @@ impl Sim {
         let delivery_at = self.queue.keys().next().map(|(at, _)| *at);
         let up_at = self.to_openai.next_delivery();
         let down_at = self.to_bridge.next_delivery();
-        let call_at = self.call.poll_timeout().map(|t| self.call_to_sim(t));
+        self.probe.enter(ProbeCall::PollTimeout);
+        let call_at = self.call.poll_timeout();
+        self.probe.leave(None);
+        let call_at = call_at.map(|t| self.call_to_sim(t));
         let caller_at = self.caller.poll_timeout();
         let openai_at = if self.openai_connected {
             self.openai.poll_timeout()
@@ -456,15 +543,22 @@ impl Sim {
         } else if down_at == Some(next) {
             if let Some(t) = self.to_bridge.poll_delivery(self.now) {
                 let call_now = self.sim_to_call(self.now);
+                self.probe.enter(ProbeCall::Udp(&t.contents));
                 self.call
                     .handle_udp(call_now, t.source, t.destination, &t.contents);
+                self.probe.leave(None);
                 self.drain_call();
             }
         } else if call_at == Some(next) {
             let call_now = self.sim_to_call(self.now);
+            self.probe.enter(ProbeCall::Timeout);
             self.call.handle_timeout(call_now);
+            self.probe.leave(None);
             self.drain_call();
-            if let Some(after) = self.call.poll_timeout() {
+            self.probe.enter(ProbeCall::PollTimeout);
+            let after = self.call.poll_timeout();
+            self.probe.leave(None);
+            if let Some(after) = after {
                 assert!(
                     after > call_now,
                     "seed {}: handle_timeout at {:?} left the {:?} deadline due",
@@ -537,6 +631,24 @@ impl Sim {
 
     fn deliver(&mut self, delivery: Delivery) {
         let call_now = self.sim_to_call(self.now);
+        // Deliveries to the call fall through to `drain_call`; those to a peer return early.
+        let probed = match &delivery {
+            Delivery::PhoneText(text) => Some(ProbeCall::PhoneText(text)),
+            Delivery::ModelText(text) => Some(ProbeCall::ModelText(text)),
+            Delivery::PhoneClosed
+            | Delivery::ModelOpened
+            | Delivery::ModelClosed
+            | Delivery::ToolResult(..)
+            | Delivery::Http(..) => Some(ProbeCall::Other),
+            Delivery::ToCaller(_)
+            | Delivery::CallerClosed
+            | Delivery::OpenAiConnect(_)
+            | Delivery::ToOpenAi(_)
+            | Delivery::OpenAiClosed => None,
+        };
+        if let Some(call) = probed {
+            self.probe.enter(call);
+        }
         match delivery {
             Delivery::PhoneText(text) => {
                 self.call
@@ -574,6 +686,12 @@ impl Sim {
                     let old = std::mem::replace(&mut self.openai, next);
                     self.openai_connected = false;
                     self.earlier_openai.push(old.report().clone());
+                }
+                if self.model_peer == ModelPeer::Live && self.live.has_connected() {
+                    let next = self.live.successor();
+                    let old = std::mem::replace(&mut self.live, next);
+                    self.live_connected = false;
+                    self.earlier_live.push(old.report().clone());
                 }
                 let (url, headers) = (&request.url, &request.headers);
                 let accepted = match self.model_peer {
@@ -621,12 +739,17 @@ impl Sim {
                 return;
             }
         }
+        self.probe.leave(None);
         self.drain_call();
     }
 
     fn drain_call(&mut self) {
         let mut count = 0;
-        while let Some(output) = self.call.poll_output() {
+        loop {
+            self.probe.enter(ProbeCall::PollOutput);
+            let output = self.call.poll_output();
+            self.probe.leave(output.as_ref());
+            let Some(output) = output else { break };
             count += 1;
             self.on_output(output);
         }

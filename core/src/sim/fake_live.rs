@@ -29,17 +29,41 @@
 //! - `session.usage.updated` every [`LiveScript::usage_interval`]; `session.close` is answered
 //!   with `session.closed` (`close_requested`, final `usage.seconds`) and a 1000 close.
 //!
+//! - A `session.start` whose `input` holds earlier turns (a session replacing a lost WebRTC
+//!   one) goes on with the script where those turns leave it; a
+//!   [`successor`](FakeLive::successor) already starts there.
+//!
 //! Time comes only from the `now` arguments and ids are counters, so the same inputs at the same
 //! instants always give the same outputs. One instance serves one WebSocket connection. Report
 //! times are since [`FakeLive::set_origin`] (or the connect); the `*_ms` fields on the wire are
 //! milliseconds since `session.started`.
+//!
+//! # WebRTC mode
+//!
+//! [`FakeLive::new_webrtc`] makes the same brain serve one session created over WebRTC
+//! (`POST /v1/live/sessions`; the peer connection itself lives in [`crate::sim::fake_webrtc`]):
+//! - The session comes with the creation request, checked as a `MediaSessionConfig` (the
+//!   `session.start` rules, but no `audio.format`). No `session.start` is expected:
+//!   `session.started` goes out once the data channel opens
+//!   ([`handle_channel_open`](FakeLive::handle_channel_open)); nothing goes out before.
+//! - Caller audio arrives decoded from RTP through
+//!   [`handle_input_samples`](FakeLive::handle_input_samples) and feeds the same VAD.
+//!   `session.start` and `session.input_audio.append` on the channel are violations.
+//! - Output audio never goes on the channel: it comes out as 20 ms frames at real-time pace,
+//!   silence included, pulled with [`poll_audio_frame`](FakeLive::poll_audio_frame); the
+//!   transcript fragments still go on the channel, about every 100 ms of speech.
 
+mod clock;
 mod delegation;
 mod report;
 mod session;
+mod successor;
 #[cfg(test)]
 mod tests;
 mod voice;
+mod webrtc;
+#[cfg(test)]
+mod webrtc_tests;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -52,9 +76,11 @@ pub use self::report::{
     AppendRecord, DelegationRecord, InputGap, LiveChunk, LiveReport, TurnRecord, TurnTrigger,
 };
 
+use self::clock::{Timer, TimerKind};
 use self::delegation::Delegation;
 use self::session::AudioFormat;
 use self::voice::{Speech, VadState};
+use self::webrtc::WebRtcMode;
 
 /// Cap on recorded violations; one more entry says that the rest were dropped.
 const MAX_VIOLATIONS: usize = 1000;
@@ -175,36 +201,6 @@ enum Conn {
     Closed,
 }
 
-#[derive(Debug)]
-enum TimerKind {
-    /// The next output audio chunk.
-    Chunk,
-    /// The model starts a turn.
-    Reply(TurnTrigger),
-    /// A turn's tool calls go to the backend.
-    Delegate {
-        record: usize,
-        calls: Vec<(String, Value)>,
-        follow_up: (String, u32),
-    },
-    /// The nested response of delegation `.0` completes.
-    DelegationComplete(usize),
-    /// The backend answers after `response.create` for delegation `.0`.
-    Continue(usize),
-    Usage,
-    AnswerClose,
-    CloseWith(String),
-    DropSocket,
-    InjectError(usize),
-}
-
-#[derive(Debug)]
-struct Timer {
-    at: Instant,
-    seq: u64,
-    kind: TimerKind,
-}
-
 /// An `error` answering one client event.
 struct Refusal {
     code: &'static str,
@@ -264,6 +260,11 @@ pub struct FakeLive {
     // delegation
     delegations: Vec<Delegation>,
     closing: bool,
+    /// Serving a WebRTC session ([`FakeLive::new_webrtc`]).
+    webrtc: Option<WebRtcMode>,
+    /// A `session.start` with earlier turns as `input` moves the script past them; off for a
+    /// [`successor`](FakeLive::successor), whose script already starts there.
+    resume_from_input: bool,
 }
 
 impl FakeLive {
@@ -299,6 +300,8 @@ impl FakeLive {
             greeted: false,
             delegations: Vec::new(),
             closing: false,
+            webrtc: None,
+            resume_from_input: true,
         }
     }
 
@@ -351,10 +354,16 @@ impl FakeLive {
         if header("openai-beta").is_some() {
             self.violate("the Live API takes no OpenAI-Beta header".into());
         }
+        self.report.url = Some(url.to_owned());
+        self.open(now);
+        Ok(())
+    }
+
+    /// The connection is up at `now`: the script's session clock starts.
+    fn open(&mut self, now: Instant) {
         self.conn = Conn::Open;
         self.connected_at = Some(now);
         self.last_now = Some(now);
-        self.report.url = Some(url.to_owned());
         self.schedule(
             now,
             self.script.session_max,
@@ -369,7 +378,6 @@ impl FakeLive {
         for (i, (at, _)) in self.script.inject_errors.clone().into_iter().enumerate() {
             self.schedule(now, at, TimerKind::InjectError(i));
         }
-        Ok(())
     }
 
     /// One text frame from the client: a JSON client event.
@@ -379,6 +387,10 @@ impl FakeLive {
         let now = self.clamp(now);
         if self.conn == Conn::NotConnected {
             self.violate("text frame before the handshake".into());
+            return;
+        }
+        if self.webrtc.as_ref().is_some_and(|w| !w.channel_open) {
+            self.violate("a client event before the data channel opened".into());
             return;
         }
         self.run_due(now);
@@ -420,6 +432,9 @@ impl FakeLive {
         self.conn = Conn::Closed;
         self.timers.clear();
         self.out.clear();
+        if let Some(w) = &mut self.webrtc {
+            w.frames.clear();
+        }
     }
 
     /// Sends whatever is scheduled at or before `now`; earlier than the deadline it does nothing.
@@ -478,71 +493,6 @@ impl FakeLive {
     fn billed_seconds(&self, t: Instant) -> f64 {
         self.started_at
             .map_or(0.0, |s| t.saturating_duration_since(s).as_secs() as f64)
-    }
-
-    /// Schedules `kind` at `from + delay`; a delay too large for `Instant` means never.
-    fn schedule(&mut self, from: Instant, delay: Duration, kind: TimerKind) {
-        let Some(at) = from.checked_add(delay) else {
-            return;
-        };
-        self.timer_seq += 1;
-        self.timers.push(Timer {
-            at,
-            seq: self.timer_seq,
-            kind,
-        });
-    }
-
-    fn cancel_timers(&mut self, pred: impl Fn(&TimerKind) -> bool) {
-        self.timers.retain(|t| !pred(&t.kind));
-    }
-
-    fn run_due(&mut self, now: Instant) {
-        while self.is_open() {
-            let next = self
-                .timers
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.at <= now)
-                .min_by_key(|(_, t)| (t.at, t.seq))
-                .map(|(i, _)| i);
-            let Some(i) = next else { break };
-            let timer = self.timers.remove(i);
-            self.fire(timer);
-        }
-    }
-
-    fn fire(&mut self, timer: Timer) {
-        let at = timer.at;
-        match timer.kind {
-            TimerKind::Chunk => self.send_chunk(at),
-            TimerKind::Reply(trigger) => self.start_turn(at, trigger),
-            TimerKind::Delegate {
-                record,
-                calls,
-                follow_up,
-            } => self.delegate(at, record, &calls, follow_up),
-            TimerKind::DelegationComplete(i) => self.complete_delegation(at, i),
-            TimerKind::Continue(i) => self.continue_delegation(at, i),
-            TimerKind::Usage => {
-                let seconds = self.billed_seconds(at);
-                self.report.usage_sent.push((self.since(at), seconds));
-                self.send(
-                    "session.usage.updated",
-                    json!({"usage": {"seconds": seconds}}),
-                );
-                self.schedule(at, self.script.usage_interval, TimerKind::Usage);
-            }
-            TimerKind::AnswerClose => self.close_session(at, "close_requested"),
-            TimerKind::CloseWith(reason) => self.close_session(at, &reason),
-            TimerKind::DropSocket => self.close(at, 1006, ""),
-            TimerKind::InjectError(i) => {
-                if let Some((_, code)) = self.script.inject_errors.get(i).cloned() {
-                    let msg = format!("Injected error: {code}.");
-                    self.send_error(at, "server_error", &code, &msg, None, None);
-                }
-            }
-        }
     }
 
     fn id(&mut self, prefix: &str) -> String {
@@ -648,6 +598,9 @@ impl FakeLive {
         self.timers.clear();
         self.speaking = None;
         self.queued_speech.clear();
+        if let Some(w) = &mut self.webrtc {
+            w.frames.clear();
+        }
     }
 
     // ---- client events ----
@@ -665,6 +618,9 @@ impl FakeLive {
             && self.report.received_types.len() < MAX_RECEIVED_TYPES
         {
             self.report.received_types.push(ty.to_owned());
+        }
+        if self.webrtc.is_some() {
+            self.check_webrtc_event(ty)?;
         }
         if self.closing {
             self.report.events_after_close = self.report.events_after_close.saturating_add(1);

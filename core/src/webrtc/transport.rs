@@ -11,10 +11,34 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::audio::{ByteOrder, PhoneCodec};
-use crate::config::WebRtcConfig;
+use crate::config::{TransportChoice, WebRtcConfig};
 use crate::output::Transmit;
 use crate::webrtc::media::RtcMedia;
 use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
+
+/// Which transport a model leg tries first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FirstTransport {
+    WebRtc,
+    WebSocket,
+    /// WebRTC only was asked for and cannot be tried.
+    Unusable(String),
+}
+
+impl FirstTransport {
+    /// WebRTC first when it is allowed and the call has a local UDP address.
+    pub(crate) fn of(choice: TransportChoice, config: &WebRtcConfig) -> Self {
+        let possible = !config.local_addrs.is_empty();
+        match choice {
+            TransportChoice::WebSocket => FirstTransport::WebSocket,
+            TransportChoice::Auto | TransportChoice::WebRtc if possible => FirstTransport::WebRtc,
+            TransportChoice::Auto => FirstTransport::WebSocket,
+            TransportChoice::WebRtc => {
+                FirstTransport::Unusable("no local UDP address for WebRTC".to_owned())
+            }
+        }
+    }
+}
 
 /// What the connection reports to its leg.
 #[derive(Debug, Clone, PartialEq, Eq)]

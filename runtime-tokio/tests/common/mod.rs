@@ -1,8 +1,8 @@
 //! What the loopback tests share: a server on an ephemeral port with its records in a fresh
-//! directory, scripts for the fakes, and small HTTP helpers.
+//! directory (removed when the test ends), scripts for the fakes, and small HTTP helpers.
 #![allow(dead_code)] // each test file uses its own part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance};
@@ -17,7 +17,8 @@ pub(crate) const CALL_SID: &str = "CA0123456789abcdef0123456789abcdef";
 pub(crate) struct Harness {
     pub(crate) server: Server,
     pub(crate) port: u16,
-    pub(crate) dir: PathBuf,
+    /// The records directory, removed with the harness.
+    pub(crate) dir: TempPath,
 }
 
 impl Harness {
@@ -25,8 +26,7 @@ impl Harness {
     pub(crate) async fn start(name: &str, base_url: &str, extra: &[(&str, &str)]) -> Harness {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let dir = temp_path(name);
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = TempPath::new(name);
         let mut vars: Vec<(String, String)> = vec![
             ("OPENAI_API_KEY".into(), "sk-test".into()),
             ("OPENAI_BASE_URL".into(), base_url.into()),
@@ -136,11 +136,48 @@ pub(crate) fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("barbara-e2e-{name}-{}", std::process::id()))
 }
 
-/// Writes a configuration file for test `name` and returns its path.
-pub(crate) fn config_file(name: &str, toml: &str) -> String {
-    let path = temp_path(&format!("{name}-config.toml"));
-    std::fs::write(&path, toml).unwrap();
-    path.display().to_string()
+/// A path under the temporary directory ([`temp_path`]); whatever is there (a file or a
+/// directory) is removed when the guard is dropped, at the end of the test or as it panics.
+pub(crate) struct TempPath(PathBuf);
+
+impl TempPath {
+    /// The path for `name`, cleared of anything a previous run left there.
+    pub(crate) fn new(name: &str) -> TempPath {
+        let path = TempPath(temp_path(name));
+        path.remove();
+        path
+    }
+
+    /// The path as a string, for settings.
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.to_str().expect("temporary paths are UTF-8")
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl std::ops::Deref for TempPath {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Writes a configuration file for test `name`; it is removed with the guard returned.
+pub(crate) fn config_file(name: &str, toml: &str) -> TempPath {
+    let path = TempPath::new(&format!("{name}-config.toml"));
+    std::fs::write(&*path, toml).unwrap();
+    path
 }
 
 /// POSTs a form to `url`, with headers; returns the status and body.

@@ -19,13 +19,23 @@ mod live_pcmu_passthrough;
 mod live_refused_key_ends_call;
 #[path = "live-session-expired-ends-call.rs"]
 mod live_session_expired_ends_call;
-#[path = "live-socket-drop-ends-call.rs"]
-mod live_socket_drop_ends_call;
+#[path = "live-socket-drop-reconnects-with-transcript.rs"]
+mod live_socket_drop_reconnects_with_transcript;
 #[path = "live-tool-call-via-responses-delegation.rs"]
 mod live_tool_call_via_responses_delegation;
 #[path = "live-tool-timeout-still-answered.rs"]
 mod live_tool_timeout_still_answered;
 #[path = "live-two-tool-calls-one-response-create.rs"]
 mod live_two_tool_calls_one_response_create;
+#[path = "live-webrtc-call-end-to-end.rs"]
+mod live_webrtc_call_end_to_end;
+#[path = "live-webrtc-dies-mid-call-falls-back-with-transcript.rs"]
+mod live_webrtc_dies_mid_call_falls_back_with_transcript;
+#[path = "live-webrtc-never-connects-falls-back.rs"]
+mod live_webrtc_never_connects_falls_back;
+#[path = "live-webrtc-pcmu-passthrough.rs"]
+mod live_webrtc_pcmu_passthrough;
+#[path = "live-webrtc-refused-falls-back-to-websocket.rs"]
+mod live_webrtc_refused_falls_back_to_websocket;
 #[path = "random-interleavings.rs"]
 mod random_interleavings;

@@ -13,6 +13,8 @@ mod determinism_same_seed;
 mod dtmf_over_model_speech_truncates;
 #[path = "end-call-tool-hangs-up-after-goodbye.rs"]
 mod end_call_tool_hangs_up_after_goodbye;
+#[path = "fatal-openai-errors-end-the-call-without-retrying.rs"]
+mod fatal_openai_errors_end_the_call_without_retrying;
 #[path = "greeting-then-reply.rs"]
 mod greeting_then_reply;
 #[path = "hour-long-call-hits-session-limit.rs"]

@@ -91,7 +91,7 @@ pub struct InputGap {
 pub struct LiveReport {
     /// The handshake's URL, when it was accepted.
     pub url: Option<String>,
-    /// The `session` object of the first `session.start`.
+    /// The `session` object of the first `session.start` (over WebRTC, of the creation request).
     pub session_start: Option<Value>,
     /// When `session.started` went out.
     pub started_at: Option<Duration>,
@@ -141,8 +141,11 @@ pub struct LiveReport {
     pub closed_reason: Option<String>,
     /// When `session.closed` went out.
     pub closed_at: Option<Duration>,
-    /// When the socket closed, by either side (a drop included).
+    /// When the socket closed, by either side (a drop included); over WebRTC, the peer
+    /// connection.
     pub socket_closed_at: Option<Duration>,
+    /// WebRTC: when the peer connection died under the session without a close.
+    pub transport_lost_at: Option<Duration>,
     /// Client events that arrived after `session.close` (audio included).
     pub events_after_close: u32,
     /// The client closed the socket.

@@ -20,6 +20,10 @@ const SESSION_FIELDS: &[&str] = &[
     "safety_identifier",
     "triggers",
 ];
+/// Extra top-level fields of a WebRTC session's `MediaSessionConfig`.
+const MEDIA_FIELDS: &[&str] = &["idle_timeout_s", "wake_policy"];
+/// Most messages in `input`.
+const MAX_INPUT_MESSAGES: usize = 128;
 /// Fields of `delegation.responses`.
 const RESPONSES_FIELDS: &[&str] = &[
     "model",
@@ -116,8 +120,8 @@ impl AudioFormat {
     }
 }
 
-/// What an accepted `session.start` sets.
-struct Accepted {
+/// What an accepted `session.start` (or WebRTC creation) sets.
+pub(super) struct Accepted {
     resource: Value,
     format: AudioFormat,
     responses: bool,
@@ -136,35 +140,67 @@ impl FakeLive {
         if self.report.session_start.is_none() {
             self.report.session_start = Some(session.clone());
         }
-        let accepted = self.check_start(session)?;
-        self.conn = Conn::Started;
-        self.started_at = Some(now);
-        self.report.started_at = Some(self.since(now));
-        self.format = accepted.format;
-        self.responses_delegation = accepted.responses;
-        self.session = accepted.resource;
+        let accepted = self.check_config(session, false)?;
         let id = self.id("live");
-        self.session["id"] = json!(id);
-        self.report.session_id = Some(id);
+        self.accept(accepted, id);
+        if self.resume_from_input {
+            self.continue_from(session.get("input"));
+        }
         let eid = event.get("event_id").cloned().unwrap_or(Value::Null);
-        let resource = self.session.clone();
-        self.send(
-            "session.started",
-            json!({"client_event_id": eid, "session": resource}),
-        );
-        self.last_append_at = Some(now);
-        self.schedule(now, std::time::Duration::ZERO, TimerKind::Chunk);
-        self.schedule(now, self.script.usage_interval, TimerKind::Usage);
+        self.begin(now, Some(eid));
         Ok(())
     }
 
-    /// Validates a `SessionConfig` and builds the resource `session.started` echoes.
-    fn check_start(&self, session: &Value) -> Result<Accepted, Refusal> {
+    /// Takes an accepted configuration as the session's, under the id `id`.
+    pub(super) fn accept(&mut self, accepted: Accepted, id: String) {
+        self.format = accepted.format;
+        self.responses_delegation = accepted.responses;
+        self.session = accepted.resource;
+        self.session["id"] = json!(id);
+        self.report.session_id = Some(id);
+    }
+
+    /// A session started with earlier turns as `input` (one replacing a lost session, say a
+    /// WebRTC one) goes on with the script: turn 0 was the greeting and turn k answered the k-th
+    /// caller message.
+    fn continue_from(&mut self, input: Option<&Value>) {
+        let Some(messages) = input.and_then(Value::as_array).filter(|m| !m.is_empty()) else {
+            return;
+        };
+        let count = |role: &str| messages.iter().filter(|m| m["role"] == role).count();
+        let (callers, assistant) = (count("user"), count("assistant"));
+        self.caller_turns = callers;
+        self.next_turn = callers + usize::from(assistant > 0);
+        self.greeted = true;
+    }
+
+    /// `session.started` goes out (echoing `client_event_id` when given) and the session runs:
+    /// the output audio clock and the usage reports start now.
+    pub(super) fn begin(&mut self, now: Instant, client_event_id: Option<Value>) {
+        self.conn = Conn::Started;
+        self.started_at = Some(now);
+        self.report.started_at = Some(self.since(now));
+        let session = self.session.clone();
+        let fields = match client_event_id {
+            Some(eid) => json!({"client_event_id": eid, "session": session}),
+            None => json!({ "session": session }),
+        };
+        self.send("session.started", fields);
+        self.last_append_at = Some(now);
+        self.schedule(now, std::time::Duration::ZERO, TimerKind::Chunk);
+        self.schedule(now, self.script.usage_interval, TimerKind::Usage);
+    }
+
+    /// Validates a `SessionConfig` (`session.start`) or, with `media`, a WebRTC creation's
+    /// `MediaSessionConfig` (no `audio.format`; `idle_timeout_s` and `wake_policy` allowed), and
+    /// builds the resource `session.started` echoes.
+    pub(super) fn check_config(&self, session: &Value, media: bool) -> Result<Accepted, Refusal> {
         let Some(s) = session.as_object() else {
             let msg = "Invalid type for 'session': expected an object.";
             return Err(Refusal::new("invalid_type", "session", msg));
         };
-        if let Some(k) = s.keys().find(|k| !SESSION_FIELDS.contains(&k.as_str())) {
+        let known = |k: &str| SESSION_FIELDS.contains(&k) || (media && MEDIA_FIELDS.contains(&k));
+        if let Some(k) = s.keys().find(|k| !known(k)) {
             let param = format!("session.{k}");
             let msg = format!("Unknown parameter: '{param}'.");
             return Err(Refusal::new("unknown_parameter", &param, msg));
@@ -192,22 +228,36 @@ impl FakeLive {
                 return Err(Refusal::new("invalid_type", "session.instructions", msg));
             }
         };
-        let (format, voice) = check_audio(s.get("audio"))?;
+        let (format, voice) = check_audio(s.get("audio"), media)?;
         let (delegation, responses) = check_delegation(s.get("delegation"))?;
+        let input = check_input(s.get("input"))?;
         let store = s.get("store").and_then(Value::as_bool).unwrap_or(false);
         let expires_at = self.script.unix_start + self.script.session_max.as_secs();
-        let resource = json!({
+        let audio = if media {
+            json!({"output": {"voice": voice}})
+        } else {
+            json!({"format": format.to_json(), "output": {"voice": voice}})
+        };
+        let mut resource = json!({
             "id": Value::Null,
             "object": "live.session",
             "model": model,
             "status": "active",
             "expires_at": expires_at,
             "instructions": instructions,
-            "input": s.get("input").cloned().unwrap_or(json!([])),
-            "audio": {"format": format.to_json(), "output": {"voice": voice}},
+            "input": input,
+            "audio": audio,
             "delegation": delegation,
             "store": store,
         });
+        if media {
+            check_media_fields(s)?;
+            for k in MEDIA_FIELDS {
+                if let Some(v) = s.get(*k) {
+                    resource[*k] = v.clone();
+                }
+            }
+        }
         Ok(Accepted {
             resource,
             format,
@@ -271,8 +321,9 @@ fn merge(slot: &mut Value, update: &Value) {
     }
 }
 
-/// `session.audio`: `format` and `output.voice`. Returns the format and voice.
-fn check_audio(audio: Option<&Value>) -> Result<(AudioFormat, Value), Refusal> {
+/// `session.audio`: `format` (not over WebRTC, where the SDP negotiates it) and
+/// `output.voice`. Returns the format and voice.
+fn check_audio(audio: Option<&Value>, media: bool) -> Result<(AudioFormat, Value), Refusal> {
     let empty = Map::new();
     let audio = match audio {
         None | Some(Value::Null) => &empty,
@@ -286,6 +337,12 @@ fn check_audio(audio: Option<&Value>) -> Result<(AudioFormat, Value), Refusal> {
         let param = format!("session.audio.{k}");
         let msg = format!("Unknown parameter: '{param}'.");
         return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    if media && audio.contains_key("format") {
+        let param = "session.audio.format";
+        let msg = "Unknown parameter: 'session.audio.format'. Over WebRTC the audio format is \
+                   negotiated in the SDP.";
+        return Err(Refusal::new("unknown_parameter", param, msg));
     }
     let format = match audio.get("format") {
         None | Some(Value::Null) => AudioFormat::Pcm24k,
@@ -398,4 +455,91 @@ fn check_delegation(d: Option<&Value>) -> Result<(Value, bool), Refusal> {
         }
     }
     Ok((d.clone(), true))
+}
+
+/// `session.input`: at most 128 text messages, each one text part (`input_text` from the
+/// developer or the user, `text` or `output_text` from the assistant). Returns it as given.
+fn check_input(input: Option<&Value>) -> Result<Value, Refusal> {
+    let messages = match input {
+        None | Some(Value::Null) => return Ok(json!([])),
+        Some(Value::Array(m)) => m,
+        Some(_) => {
+            let msg = "Invalid type for 'session.input': expected an array.";
+            return Err(Refusal::new("invalid_type", "session.input", msg));
+        }
+    };
+    if messages.len() > MAX_INPUT_MESSAGES {
+        let msg = format!("'session.input' holds more than {MAX_INPUT_MESSAGES} messages.");
+        return Err(Refusal::new("array_above_max_length", "session.input", msg));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let param = format!("session.input[{i}]");
+        let bad = |msg: String| Err(Refusal::new("invalid_value", &param, msg));
+        if let Some(k) = unknown_key(m, &["type", "role", "content", "id", "status"]) {
+            let param = format!("{param}.{k}");
+            let msg = format!("Unknown parameter: '{param}'.");
+            return Err(Refusal::new("unknown_parameter", &param, msg));
+        }
+        if m.get("type").is_some_and(|t| t != "message") {
+            return bad(format!("Invalid '{param}.type': expected 'message'."));
+        }
+        let parts: &[&str] = match m.get("role").and_then(Value::as_str) {
+            Some("developer" | "user") => &["input_text"],
+            Some("assistant") => &["text", "output_text"],
+            _ => {
+                return bad(format!(
+                    "Invalid '{param}.role': developer, user or assistant."
+                ));
+            }
+        };
+        let content = m.get("content").and_then(Value::as_array);
+        let Some([part]) = content.map(Vec::as_slice) else {
+            return bad(format!("Invalid '{param}.content': exactly one text part."));
+        };
+        let typed = part
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| parts.contains(&t));
+        if !typed || !part.get("text").is_some_and(Value::is_string) {
+            let msg = format!(
+                "Invalid '{param}.content[0]': a {} part with 'text'.",
+                parts[0]
+            );
+            return bad(msg);
+        }
+        if let Some(k) = unknown_key(part, &["type", "text"]) {
+            let param = format!("{param}.content[0].{k}");
+            let msg = format!("Unknown parameter: '{param}'.");
+            return Err(Refusal::new("unknown_parameter", &param, msg));
+        }
+    }
+    Ok(Value::Array(messages.clone()))
+}
+
+/// The WebRTC-only fields: `idle_timeout_s` (seconds, a whole number) and `wake_policy`
+/// (`{type: "speech", vad_threshold?: 0..=1}`).
+fn check_media_fields(s: &Map<String, Value>) -> Result<(), Refusal> {
+    if let Some(t) = s.get("idle_timeout_s")
+        && !t.is_null()
+        && t.as_u64().is_none()
+    {
+        let msg = "Invalid 'session.idle_timeout_s': expected a whole number of seconds.";
+        return Err(Refusal::new("invalid_value", "session.idle_timeout_s", msg));
+    }
+    let Some(wake) = s.get("wake_policy").filter(|w| !w.is_null()) else {
+        return Ok(());
+    };
+    if let Some(k) = unknown_key(wake, &["type", "vad_threshold"]) {
+        let param = format!("session.wake_policy.{k}");
+        let msg = format!("Unknown parameter: '{param}'.");
+        return Err(Refusal::new("unknown_parameter", &param, msg));
+    }
+    let threshold_ok = wake
+        .get("vad_threshold")
+        .is_none_or(|v| v.as_f64().is_some_and(|t| (0.0..=1.0).contains(&t)));
+    if wake.get("type") != Some(&json!("speech")) || !threshold_ok {
+        let msg = "Invalid 'session.wake_policy': {type: 'speech', vad_threshold: 0 to 1}.";
+        return Err(Refusal::new("invalid_value", "session.wake_policy", msg));
+    }
+    Ok(())
 }

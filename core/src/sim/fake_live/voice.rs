@@ -20,6 +20,8 @@ const VAD_START_MS: u32 = 60;
 const MODEL_VOICE: u32 = 2;
 /// The biggest append the fake takes (the real limit is not published): 15 MiB.
 const MAX_APPEND_BYTES: usize = 15 * 1024 * 1024;
+/// Over WebRTC, output audio comes out in frames of this many milliseconds.
+pub(super) const FRAME_MS: u32 = 20;
 
 /// Speech the model is saying or about to say.
 #[derive(Debug)]
@@ -30,6 +32,10 @@ pub(super) struct Speech {
     total_ms: u32,
     sent_ms: u32,
     chunks_sent: u32,
+    /// Characters of the transcript sent so far.
+    chars_sent: usize,
+    /// Timeline ms where the transcript fragment being gathered began.
+    piece_from: Option<u64>,
 }
 
 /// The input VAD.
@@ -93,7 +99,7 @@ impl FakeLive {
         if self.muted {
             samples.fill(0);
         }
-        self.feed_vad(now, &samples);
+        self.feed_vad(now, &samples, self.format.rate());
         Ok(())
     }
 
@@ -112,8 +118,9 @@ impl FakeLive {
         }
     }
 
-    fn feed_vad(&mut self, now: Instant, samples: &[i16]) {
-        let window_len = (self.format.rate() * VAD_WINDOW_MS / 1000) as usize;
+    /// Judges `samples` at `rate` in 20 ms windows.
+    pub(super) fn feed_vad(&mut self, now: Instant, samples: &[i16], rate: u32) {
+        let window_len = (rate * VAD_WINDOW_MS / 1000).max(1) as usize;
         for &sample in samples {
             self.window.push(sample);
             if self.window.len() >= window_len {
@@ -257,15 +264,22 @@ impl FakeLive {
                 total_ms: ms,
                 sent_ms: 0,
                 chunks_sent: 0,
+                chars_sent: 0,
+                piece_from: None,
             });
         }
         record
     }
 
-    /// Sends one chunk of output audio (speech or silence) and schedules the next.
+    /// Sends one chunk of output audio (speech or silence) and schedules the next. Over WebRTC
+    /// the chunk is a 20 ms frame for [`FakeLive::poll_audio_frame`] instead of a delta.
     pub(super) fn send_chunk(&mut self, at: Instant) {
-        let chunk_ms = self.script.audio_chunk_ms.max(1);
-        let rate = self.format.rate();
+        let (chunk_ms, rate) = match &self.webrtc {
+            Some(w) => (FRAME_MS, w.output_rate),
+            None => (self.script.audio_chunk_ms.max(1), self.format.rate()),
+        };
+        // Transcript fragments cover about 100 ms of speech each.
+        let chunks_per_piece = (100 / chunk_ms).max(1);
         let per_ms = (rate / 1000) as usize;
         let mut samples = vec![0i16; per_ms * chunk_ms as usize];
         // The model does not start talking while it hears the caller.
@@ -276,6 +290,7 @@ impl FakeLive {
         let t = self.timeline_ms(at);
         let mut speech_ms = 0;
         let mut piece = String::new();
+        let mut piece_from = t;
         if let Some(mut s) = self.speaking.take() {
             speech_ms = chunk_ms.min(s.total_ms - s.sent_ms);
             let n = per_ms * speech_ms as usize;
@@ -283,16 +298,23 @@ impl FakeLive {
             self.out_samples += n as u64;
             // The transcript is spread evenly over the chunks.
             let chunks = s.total_ms.div_ceil(chunk_ms) as usize;
-            let k = s.chunks_sent as usize;
             let len = s.chars.len();
-            piece = s
-                .chars
-                .get(k * len / chunks..((k + 1) * len / chunks).min(len))
-                .unwrap_or_default()
-                .iter()
-                .collect();
+            let from = *s.piece_from.get_or_insert(t);
             s.sent_ms += speech_ms;
             s.chunks_sent += 1;
+            let k = s.chunks_sent as usize;
+            if s.chunks_sent.is_multiple_of(chunks_per_piece) || s.sent_ms >= s.total_ms {
+                let to = (k * len / chunks).min(len);
+                piece = s
+                    .chars
+                    .get(s.chars_sent..to)
+                    .unwrap_or_default()
+                    .iter()
+                    .collect();
+                s.chars_sent = to.max(s.chars_sent);
+                piece_from = from;
+                s.piece_from = None;
+            }
             if let Some(turn) = self.report.turns.get_mut(s.record) {
                 turn.speech_ms_sent = s.sent_ms;
                 turn.first_chunk_at.get_or_insert(when);
@@ -302,13 +324,18 @@ impl FakeLive {
                 self.speaking = Some(s);
             }
         }
-        let delta = BASE64.encode(self.format.encode(&samples));
-        self.send_with("session.output_audio.delta", None, json!({"delta": delta}));
+        match &mut self.webrtc {
+            Some(w) => w.push_frame(at, samples),
+            None => {
+                let delta = BASE64.encode(self.format.encode(&samples));
+                self.send_with("session.output_audio.delta", None, json!({"delta": delta}));
+            }
+        }
         if !piece.is_empty() {
             let end = t + u64::from(speech_ms);
             self.send(
                 "session.output_transcript.delta",
-                json!({"delta": piece, "start_ms": t, "end_ms": end}),
+                json!({"delta": piece, "start_ms": piece_from, "end_ms": end}),
             );
         }
         self.report.chunks.push(LiveChunk {
