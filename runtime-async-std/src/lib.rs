@@ -152,6 +152,8 @@ async fn accept(
         };
         match accepted {
             Ok((stream, _)) => {
+                // Media frames are small and due every 20 ms: Nagle would hold them back.
+                let _ = stream.set_nodelay(true);
                 let (shared, alive) = (shared.clone(), alive.clone());
                 spawn(Box::pin(async move {
                     media_stream(shared, stream).await;

@@ -73,6 +73,7 @@ pub(crate) async fn connect_model(
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
         .map_err(|e| text(&e))?;
+    let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Io> = if secure {
         let name = ServerName::try_from(host).map_err(|e| text(&e))?;
         let tls = TlsConnector::from(tls).connect(name, tcp).await;
