@@ -39,6 +39,8 @@ const CALL_START: Duration = Duration::from_secs(2 * 3600);
 pub fn call_lifecycle(data: &[u8]) {
     let mut b = Bytes::new(data);
     let setup = Setup::read(&mut b);
+    // str0m's non-crypto choices (the offer's mids among them) come from `fastrand`.
+    fastrand::seed(super::sdp::OFFER_SEED);
     let mut driver = Driver::new(super::origin(), setup.config, setup.codec);
     driver.prelude(setup.prelude);
     let mut after_end = 0;

@@ -297,6 +297,54 @@ pub(super) fn model_garbage(b: &mut Bytes<'_>) -> String {
 
 // ---- HTTP ----
 
+/// An answer to the WebRTC offer of a call made right after `fastrand::seed(OFFER_SEED)` (the
+/// same as `fuzz/corpus/sdp_answer/opus-pcmu-pcma`): it gets past the accept path.
+const ANSWER_SDP: &str = "v=0\r\n\
+o=str0m-0.25.0 2762738594592536655 2 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=group:BUNDLE T5B QS2\r\n\
+a=extmap-allow-mixed\r\n\
+a=msid-semantic: WMS zSsFp6nhKEjyxgT94sa5\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=candidate:fffeff7e4d70eba7c2cfb9e3 1 udp 2130706175 127.0.0.2 3478 typ host ufrag YphgcsY2hHxF6tvC\r\n\
+a=ice-ufrag:YphgcsY2hHxF6tvC\r\n\
+a=ice-pwd:ns7UP5dkrUzPT6uBgd6ZLM\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6E:D0:9C:63:B6:6F:A9:E9:AB:56:2E:09:B1:CD:FA:CC:DE:84:CC:B2:E1:28:26:A1:98:75:1A:6A:92:B2:3E:5C\r\n\
+a=setup:active\r\n\
+a=mid:T5B\r\n\
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n\
+a=sendrecv\r\n\
+a=msid:zSsFp6nhKEjyxgT94sa5 D8UQ6tDCIzP6XN16YvFg\r\n\
+a=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\n\
+a=rtcp-fb:111 transport-cc\r\n\
+a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtcp-fb:0 transport-cc\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtcp-fb:8 transport-cc\r\n\
+a=ssrc:3479263034 cname:d4NEGbCNcK4lUU0MAj0U\r\n\
+a=ssrc:3479263034 msid:zSsFp6nhKEjyxgT94sa5 D8UQ6tDCIzP6XN16YvFg\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+c=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:YphgcsY2hHxF6tvC\r\n\
+a=ice-pwd:ns7UP5dkrUzPT6uBgd6ZLM\r\n\
+a=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6E:D0:9C:63:B6:6F:A9:E9:AB:56:2E:09:B1:CD:FA:CC:DE:84:CC:B2:E1:28:26:A1:98:75:1A:6A:92:B2:3E:5C\r\n\
+a=setup:active\r\n\
+a=mid:QS2\r\n\
+a=sctp-port:5000\r\n\
+a=max-message-size:262144\r\n\
+";
+
 /// An answer to one of the call's requests: any status, any body.
 pub(super) fn http_answer(b: &mut Bytes<'_>) -> HttpResponse {
     let status = b.pick(&[200, 200, 201, 204, 400, 401, 404, 429, 500, 503, 0, 999]);
@@ -310,6 +358,7 @@ pub(super) fn http_answer(b: &mut Bytes<'_>) -> HttpResponse {
         6 => br#"{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}"#
             .to_vec(),
         7 => b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n".to_vec(),
+        8 => ANSWER_SDP.as_bytes().to_vec(),
         _ => {
             let len = b.below(48);
             b.take(len).to_vec()
