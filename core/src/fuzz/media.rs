@@ -29,37 +29,62 @@ const PHONE_CODECS: [PhoneCodec; 5] = [
     PhoneCodec::L16 { rate_hz: 24_000 },
 ];
 
-/// Every model-side format, the ones no phone codec pairs with included.
-const MODEL_AUDIO: [ModelAudio; 6] = [
-    ModelAudio::Pcmu,
-    ModelAudio::Pcma,
-    ModelAudio::Pcm { rate_hz: 8_000 },
-    ModelAudio::Pcm { rate_hz: 16_000 },
-    ModelAudio::Pcm { rate_hz: 24_000 },
-    ModelAudio::Pcm { rate_hz: 48_000 },
+/// Pairs of rates for the resampler on its own, one per input (by the top bits of the first byte).
+const RATE_PAIRS: [(u32, u32); 8] = [
+    (8_000, 16_000),
+    (16_000, 8_000),
+    (8_000, 24_000),
+    (24_000, 8_000),
+    (16_000, 24_000),
+    (24_000, 16_000),
+    (8_000, 48_000),
+    (48_000, 8_000),
 ];
+
+/// The model formats to try against `phone`: both G.711 laws (each refused by all but one
+/// codec), the formats the two backends choose for it, and now and then 8 or 48 kHz PCM.
+fn model_formats(phone: PhoneCodec, choice: u8) -> Vec<ModelAudio> {
+    let realtime = crate::realtime::session::RealtimeSession::choose_audio(phone);
+    let live = match phone {
+        PhoneCodec::Pcmu => ModelAudio::Pcmu,
+        PhoneCodec::Pcma => ModelAudio::Pcma,
+        PhoneCodec::L16 { rate_hz } if rate_hz <= 16_000 => ModelAudio::Pcm { rate_hz: 16_000 },
+        PhoneCodec::L16 { .. } => ModelAudio::Pcm { rate_hz: 24_000 },
+    };
+    let odd = ModelAudio::Pcm {
+        rate_hz: if choice & 0x80 == 0 { 8_000 } else { 48_000 },
+    };
+    let mut formats = vec![ModelAudio::Pcmu, ModelAudio::Pcma, realtime];
+    for extra in [live, odd] {
+        if !formats.contains(&extra) {
+            formats.push(extra);
+        }
+    }
+    formats
+}
 
 const ORDERS: [ByteOrder; 2] = [ByteOrder::Little, ByteOrder::Big];
 
-/// Phone audio, any length: the first byte chooses a codec (bits 0-2), a byte order (bit 3), a
-/// backend (bit 4), whether the call gets the payload as the base64 text itself (bit 5) and
-/// whether its session is ready (bit 6). The rest goes through the pure codecs, and through that codec's media
-/// path to every model format, both ways; then into a call as caller `media` frames (base64, or as the payload text itself) and as the
-/// model's audio coming back.
+/// Phone audio, any length. The first byte chooses a codec (bits 0-2), a byte order (bit 3), a
+/// backend (bit 4), whether the call gets the payload as the base64 text itself (bit 5), whether
+/// its session is ready (bit 6), and a pair of rates for the resampler (bits 5-7). The rest goes
+/// through the pure codecs, the resampler, and the codec's media path to the model formats
+/// (those the backends choose, and others), both ways; then into a call as caller `media` frames
+/// and as the model's audio coming back.
 pub fn media_payload(data: &[u8]) {
     let choice = data.first().copied().unwrap_or(0);
     let payload = data.get(1..).unwrap_or_default();
     let phone = PHONE_CODECS[usize::from(choice & 7) % PHONE_CODECS.len()];
     let order = ORDERS[usize::from(choice >> 3) & 1];
-    codecs(payload);
-    for model in MODEL_AUDIO {
+    codecs(choice, payload);
+    for model in model_formats(phone, choice) {
         media_path(phone, order, model, payload);
     }
     in_a_call(choice, phone, order, payload);
 }
 
 /// G.711 and L16 on their own.
-fn codecs(payload: &[u8]) {
+fn codecs(choice: u8, payload: &[u8]) {
     for &code in payload {
         let linear = g711::ulaw_decode(code);
         assert_eq!(
@@ -111,33 +136,27 @@ fn codecs(payload: &[u8]) {
     let mut samples = Vec::new();
     let even = payload.get(..payload.len() & !1).unwrap_or_default();
     let _ = l16::decode(even, ByteOrder::Little, &mut samples);
-    for (from, to) in [
-        (8_000, 16_000),
-        (16_000, 8_000),
-        (24_000, 8_000),
-        (8_000, 48_000),
-    ] {
-        let mut resampler = Resampler::new(from, to).expect("phone rates resample");
-        let mut out = Vec::new();
-        resampler.process(&samples, &mut out);
-        resampler.process(&samples, &mut out);
-        // Two passes of n samples give about 2n·to/from, minus what the filter still holds.
-        let bound = (2 * samples.len() + 2 * from as usize / 50) * to as usize / from as usize;
-        assert!(
-            out.len() <= bound,
-            "{from}->{to}: {} samples in gave {} out",
-            2 * samples.len(),
-            out.len()
-        );
-        resampler.reset();
-        assert_eq!(
-            resampler.delay_samples(),
-            Resampler::new(from, to)
-                .expect("phone rates resample")
-                .delay_samples(),
-            "reset left samples in the resampler"
-        );
-    }
+    // One pair of rates per input (building a resampler plans FFTs: keep runs fast).
+    let (from, to) = RATE_PAIRS[usize::from(choice >> 5)];
+    let mut resampler = Resampler::new(from, to).expect("phone rates resample");
+    let fresh_delay = resampler.delay_samples();
+    let mut out = Vec::new();
+    resampler.process(&samples, &mut out);
+    resampler.process(&samples, &mut out);
+    // Two passes of n samples give about 2n·to/from, minus what the filter still holds.
+    let bound = (2 * samples.len() + 2 * from as usize / 50) * to as usize / from as usize;
+    assert!(
+        out.len() <= bound,
+        "{from}->{to}: {} samples in gave {} out",
+        2 * samples.len(),
+        out.len()
+    );
+    resampler.reset();
+    assert_eq!(
+        resampler.delay_samples(),
+        fresh_delay,
+        "reset left samples in the resampler"
+    );
 }
 
 /// One phone codec against one model format, both ways, with a reset in between.
