@@ -247,7 +247,8 @@ impl Call {
         contents: &[u8],
     ) {
         let now = self.clamp(now);
-        if self.ended.is_some() {
+        // A closing model leg still reads datagrams: `session.closed` may come over WebRTC.
+        if self.finished {
             return;
         }
         self.model.handle_udp(now, source, destination, contents);
@@ -516,10 +517,7 @@ impl Call {
 
     /// The backend for this call: the called number's, else the default.
     fn backend(&self) -> Backend {
-        self.called_number()
-            .and_then(|to| self.config.backend_by_number.get(to))
-            .copied()
-            .unwrap_or(self.config.backend)
+        self.config.backend_for(self.called_number())
     }
 
     /// The instructions for this call: the called number's template, else the default one.
@@ -655,33 +653,21 @@ impl Call {
         self.check_hangup(now);
     }
 
-    /// A model event while the leg closes after the call ended: only its end matters.
+    /// A model event while the leg closes after the call ended: only its end matters, and
+    /// what the record still wants (the last words, the final bill).
     fn closing_model_event(&mut self, event: ModelEvent) {
-        match event {
-            ModelEvent::SessionClosed {
-                reason,
-                billed_seconds,
-            } => self.push_event(Event::ModelSessionClosed {
-                reason,
-                billed_seconds,
-            }),
-            ModelEvent::Closed => self.finish(),
-            ModelEvent::Ready
-            | ModelEvent::Audio { .. }
-            | ModelEvent::AudioDone { .. }
-            | ModelEvent::CallerSpeechStarted
-            | ModelEvent::ToolCall { .. }
-            | ModelEvent::Transcript { .. }
-            | ModelEvent::BilledSeconds(_)
-            | ModelEvent::Usage { .. }
-            | ModelEvent::Error { .. }
-            | ModelEvent::Fallback { .. }
-            | ModelEvent::Reconnecting { .. }
-            | ModelEvent::BadMessage { .. } => {}
+        if let Some(entry) = record_entry(&event) {
+            self.push_event(entry);
+        }
+        if event == ModelEvent::Closed {
+            self.finish();
         }
     }
 
     fn on_model_event(&mut self, now: Instant, event: ModelEvent) {
+        if let Some(entry) = record_entry(&event) {
+            self.push_event(entry);
+        }
         match event {
             ModelEvent::Ready => {
                 self.timers.stop(Timer::ModelConnect);
@@ -708,6 +694,7 @@ impl Call {
             ModelEvent::Reconnecting { attempt, after } => {
                 self.push_event(Event::ModelReconnecting { attempt, after });
             }
+            ModelEvent::Rollover => self.push_event(Event::ModelSessionRollover),
             ModelEvent::Closed => {
                 self.model_closed = true;
                 if self.hangup.is_none() {
@@ -719,29 +706,14 @@ impl Call {
                 name,
                 arguments,
             } => self.tool_call(now, call_id, name, &arguments),
-            ModelEvent::Transcript { role, text } => {
-                self.push_event(Event::Transcript { role, text })
-            }
-            ModelEvent::BilledSeconds(seconds) => self.push_event(Event::BilledSeconds { seconds }),
-            ModelEvent::SessionClosed {
-                reason,
-                billed_seconds,
-            } => {
-                self.push_event(Event::ModelSessionClosed {
-                    reason: reason.clone(),
-                    billed_seconds,
-                });
+            ModelEvent::SessionClosed { reason, .. } => {
                 if reason != "close_requested" && self.hangup.is_none() {
                     self.end(now, EndReason::ModelSessionClosed(reason));
                 }
             }
-            ModelEvent::Usage {
-                input_tokens,
-                output_tokens,
-            } => self.push_event(Event::Usage {
-                input_tokens,
-                output_tokens,
-            }),
+            ModelEvent::Transcript { .. }
+            | ModelEvent::BilledSeconds(_)
+            | ModelEvent::Usage { .. } => {}
             ModelEvent::Error {
                 code,
                 message,
@@ -1131,6 +1103,42 @@ impl Call {
 
     fn push_event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+}
+
+/// The record entry a model event makes by itself, whatever else it causes.
+fn record_entry(event: &ModelEvent) -> Option<Event> {
+    match event {
+        ModelEvent::Transcript { role, text } => Some(Event::Transcript {
+            role: *role,
+            text: text.clone(),
+        }),
+        ModelEvent::BilledSeconds(seconds) => Some(Event::BilledSeconds { seconds: *seconds }),
+        ModelEvent::Usage {
+            input_tokens,
+            output_tokens,
+        } => Some(Event::Usage {
+            input_tokens: *input_tokens,
+            output_tokens: *output_tokens,
+        }),
+        ModelEvent::SessionClosed {
+            reason,
+            billed_seconds,
+        } => Some(Event::ModelSessionClosed {
+            reason: reason.clone(),
+            billed_seconds: *billed_seconds,
+        }),
+        ModelEvent::Ready
+        | ModelEvent::Audio { .. }
+        | ModelEvent::AudioDone { .. }
+        | ModelEvent::CallerSpeechStarted
+        | ModelEvent::ToolCall { .. }
+        | ModelEvent::Error { .. }
+        | ModelEvent::Fallback { .. }
+        | ModelEvent::Reconnecting { .. }
+        | ModelEvent::Rollover
+        | ModelEvent::Closed
+        | ModelEvent::BadMessage { .. } => None,
     }
 }
 

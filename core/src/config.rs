@@ -141,7 +141,7 @@ impl Default for WebRtcConfig {
 }
 
 /// How to reach OpenAI and what to tell the model.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OpenAiConfig {
     /// API key sent as `Authorization: Bearer`; never logged.
     pub api_key: String,
@@ -230,7 +230,7 @@ impl Default for Builtins {
 }
 
 /// SignalWire Compatibility REST API credentials, used to hang up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignalWireRest {
     /// e.g. `https://example.signalwire.com`.
     pub space_url: String,
@@ -238,6 +238,32 @@ pub struct SignalWireRest {
     pub project_id: String,
     /// API token, the Basic-auth password; never logged.
     pub api_token: String,
+}
+
+impl std::fmt::Debug for OpenAiConfig {
+    // The key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("api_key", &"<redacted>")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("voice", &self.voice)
+            .field("instructions", &self.instructions)
+            .field("turn_detection", &self.turn_detection)
+            .field("transcription_model", &self.transcription_model)
+            .field("greet_first", &self.greet_first)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SignalWireRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalWireRest")
+            .field("space_url", &self.space_url)
+            .field("project_id", &self.project_id)
+            .field("api_token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Caps on every peer-fed queue, and the core's deadlines.
@@ -267,6 +293,10 @@ pub struct Limits {
     pub hangup_drain: Duration,
     /// How long an HTTP request of the core may take.
     pub http_timeout: Duration,
+    /// A Realtime WebSocket session older than this is replaced by a new one (given the
+    /// conversation) at the next moment the model is quiet, before OpenAI's 60-minute cap ends
+    /// it; `None` lets the cap end the call.
+    pub session_rollover: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -284,11 +314,19 @@ impl Default for Limits {
             model_connect_timeout: Duration::from_secs(10),
             hangup_drain: Duration::from_secs(15),
             http_timeout: Duration::from_secs(10),
+            session_rollover: Some(Duration::from_secs(55 * 60)),
         }
     }
 }
 
 impl CallConfig {
+    /// The backend a call to `to` (the called number) runs on: its own, else the default.
+    pub fn backend_for(&self, to: Option<&str>) -> Backend {
+        to.and_then(|to| self.backend_by_number.get(to))
+            .copied()
+            .unwrap_or(self.backend)
+    }
+
     /// A configuration with defaults for everything but the key.
     pub fn new(api_key: impl Into<String>) -> Self {
         CallConfig {

@@ -71,6 +71,7 @@
 pub mod audio;
 mod call;
 mod config;
+pub mod driver;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
@@ -91,6 +92,7 @@ mod webrtc;
 
 pub use call::{Call, CallStats, WsMessage};
 pub use config::*;
+pub use driver::{Action, CallDriver};
 pub use error::ConfigError;
 pub use input::Input;
 pub use output::*;

@@ -285,6 +285,9 @@ pub enum Event {
         /// The back-off before it.
         after: Duration,
     },
+    /// The Realtime session neared OpenAI's 60-minute cap and was replaced by a new one, given
+    /// the conversation, while the model was quiet.
+    ModelSessionRollover,
     /// The first model audio of the call went to the caller.
     FirstAudioToCaller,
     /// The caller spoke over the model: playback cleared, the model told what was heard.

@@ -1,6 +1,7 @@
-//! One tokio task per call: it owns the `Call` by value and runs the core's loop. Each wakeup
-//! reads the clock once, feeds one input, carries out every output, and moves the one timer
-//! only when the core's deadline changed. No protocol logic lives here.
+//! One tokio task per call: it owns the call's [`CallDriver`] and runs the core's loop. Each
+//! wakeup reads the clock once, feeds one input, carries out every action, and moves the one
+//! timer only when the core's deadline changed. No protocol logic lives here: the bookkeeping
+//! every runtime needs is in the driver; this file holds only sockets, the timer and spawning.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use barbara_core::{
-    Call, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, Output, RequestId, ToolAction,
-    ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
+    Action, Call, CallDriver, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, RequestId,
+    ToolAction, ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpStream, UdpSocket};
@@ -32,8 +33,8 @@ const BUDGET: u32 = 64;
 /// Largest HTTP answer body read for the core.
 const MAX_HTTP_BODY: u64 = 1 << 20;
 
-/// One input for the core.
-enum Input {
+/// What woke the task: one input for the core, once it is known to be one.
+enum Wakeup {
     Text(Leg, String),
     Binary(Leg, Vec<u8>),
     Closed(Leg),
@@ -48,7 +49,7 @@ enum Input {
 
 enum ModelLeg {
     None,
-    Connecting(u64, JoinHandle<()>),
+    Connecting(JoinHandle<()>),
     Open(Box<ModelSocket>),
 }
 
@@ -107,51 +108,47 @@ pub(crate) async fn run(
             return;
         }
     };
-    let record = Record::create(&app.settings.records_dir, &call_sid, meta, now, unix);
+    let record = Record::create(&app.settings, &call_sid, meta, &call, now);
     tracing::info!(call = %call_sid, record = %record.path().display(), "call started");
     let (tx, rx) = mpsc::channel(64);
     let gauge = app.metrics.call_started();
     let mut task = CallTask {
         hang_up: app.hang_up.subscribe(),
         app,
-        call,
+        driver: CallDriver::new(call, now),
         call_sid,
         phone: Some(phone),
         model: ModelLeg::None,
-        model_gen: 0,
         udp,
         tx,
         rx,
         ready: frames
             .into_iter()
-            .map(|f| Input::Text(Leg::Phone, f))
+            .map(|f| Wakeup::Text(Leg::Phone, f))
             .collect(),
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        armed: None,
         record,
         gauge,
     };
     if *task.hang_up.borrow_and_update() {
-        task.ready.push_back(Input::HangUp);
+        task.ready.push_back(Wakeup::HangUp);
     }
     task.run().await;
 }
 
 struct CallTask {
     app: Arc<App>,
-    call: Call,
+    driver: CallDriver,
     call_sid: String,
     phone: Option<WebSocket>,
     model: ModelLeg,
-    model_gen: u64,
     udp: Option<UdpSocket>,
     /// Results of spawned work (connects, HTTP) come back here.
-    tx: mpsc::Sender<Input>,
-    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Wakeup>,
+    rx: mpsc::Receiver<Wakeup>,
     /// Inputs already known (buffered frames, immediate tool answers), fed before waiting.
-    ready: VecDeque<Input>,
+    ready: VecDeque<Wakeup>,
     sleep: Pin<Box<Sleep>>,
-    armed: Option<Instant>,
     hang_up: tokio::sync::watch::Receiver<bool>,
     record: Record,
     gauge: CallGauge,
@@ -160,22 +157,18 @@ struct CallTask {
 impl CallTask {
     async fn run(mut self) {
         let mut budget = 0;
-        while self.call.end_reason().is_none() {
+        while !self.driver.is_over() {
             let input = match self.ready.pop_front() {
                 Some(input) => input,
                 None => self.next_input().await,
             };
             let now = Instant::now();
             self.feed(now, input);
-            while let Some(output) = self.call.poll_output() {
-                self.execute(now, output).await;
+            while let Some(action) = self.driver.poll_action() {
+                self.execute(now, action).await;
             }
-            let deadline = self.call.poll_timeout();
-            if deadline != self.armed {
-                self.armed = deadline;
-                if let Some(at) = deadline {
-                    self.sleep.as_mut().reset(at.into());
-                }
+            if let Some(Some(at)) = self.driver.poll_timer() {
+                self.sleep.as_mut().reset(at.into());
             }
             budget += 1;
             if budget >= BUDGET {
@@ -183,101 +176,107 @@ impl CallTask {
                 tokio::task::yield_now().await;
             }
         }
-        if let ModelLeg::Connecting(_, handle) = &self.model {
+        if let ModelLeg::Connecting(handle) = &self.model {
             handle.abort();
         }
         self.app.metrics.call_finished(&self.gauge);
-        tracing::info!(call = %self.call_sid, reason = ?self.call.end_reason(), "call ended");
+        let reason = self.driver.call().end_reason();
+        tracing::info!(call = %self.call_sid, ?reason, "call ended");
     }
 
     /// Waits for the next input from any source.
-    async fn next_input(&mut self) -> Input {
+    async fn next_input(&mut self) -> Wakeup {
         let mut buf = [0u8; 2048];
         loop {
             tokio::select! {
                 message = recv_phone(&mut self.phone) => match message {
-                    Some(Ok(Message::Text(text))) => return Input::Text(Leg::Phone, text.to_string()),
-                    Some(Ok(Message::Binary(data))) => return Input::Binary(Leg::Phone, data.into()),
+                    Some(Ok(Message::Text(text))) => return Wakeup::Text(Leg::Phone, text.to_string()),
+                    Some(Ok(Message::Binary(data))) => return Wakeup::Binary(Leg::Phone, data.into()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => {
                         self.phone = None;
-                        return Input::Closed(Leg::Phone);
+                        return Wakeup::Closed(Leg::Phone);
                     }
                 },
                 message = recv_model(&mut self.model) => match message {
                     Some(Ok(tungstenite::Message::Text(text))) => {
-                        return Input::Text(Leg::Model, text.to_string());
+                        return Wakeup::Text(Leg::Model, text.to_string());
                     }
                     Some(Ok(tungstenite::Message::Binary(data))) => {
-                        return Input::Binary(Leg::Model, data.into());
+                        return Wakeup::Binary(Leg::Model, data.into());
                     }
                     Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => {
                         self.model = ModelLeg::None;
-                        return Input::Closed(Leg::Model);
+                        return Wakeup::Closed(Leg::Model);
                     }
                     Some(Ok(_)) => {}
                 },
                 Some(input) = self.rx.recv() => return input,
                 received = recv_udp(self.udp.as_ref(), &mut buf) => match received {
-                    Ok((n, source)) => return Input::Udp(source, buf[..n].to_vec()),
+                    Ok((n, source)) => return Wakeup::Udp(source, buf[..n].to_vec()),
                     Err(e) => tracing::debug!("UDP receive failed: {e}"),
                 },
-                () = &mut self.sleep, if self.armed.is_some() => {
-                    self.armed = None;
-                    return Input::Timeout;
+                () = &mut self.sleep, if self.driver.is_timer_armed() => {
+                    return Wakeup::Timeout;
                 }
                 Ok(()) = self.hang_up.changed() => {
                     if *self.hang_up.borrow_and_update() {
-                        return Input::HangUp;
+                        return Wakeup::HangUp;
                     }
                 }
             }
         }
     }
 
-    fn feed(&mut self, now: Instant, input: Input) {
-        let call = &mut self.call;
-        match input {
-            Input::Text(leg, text) => call.handle_ws_message(now, leg, WsMessage::Text(&text)),
-            Input::Binary(leg, data) => call.handle_ws_message(now, leg, WsMessage::Binary(&data)),
-            Input::Closed(leg) => call.handle_ws_closed(now, leg),
-            Input::ModelOpened(generation, socket) => {
-                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
-                    self.model = ModelLeg::Open(socket);
-                    call.handle_ws_opened(now, Leg::Model);
-                }
+    /// Logs the input a wakeup brings, then feeds it (the replay feeds the same log).
+    fn feed(&mut self, now: Instant, wakeup: Wakeup) {
+        let d = &mut self.driver;
+        let input = match wakeup {
+            Wakeup::Text(leg, text) => d.message(now, leg, WsMessage::Text(&text)),
+            Wakeup::Binary(leg, data) => d.message(now, leg, WsMessage::Binary(&data)),
+            Wakeup::Closed(leg) => d.closed(now, leg),
+            Wakeup::ModelOpened(generation, socket) => {
+                let Some(input) = d.model_opened(now, generation) else {
+                    return;
+                };
+                self.model = ModelLeg::Open(socket);
+                input
             }
-            Input::ModelFailed(generation) => {
-                if matches!(self.model, ModelLeg::Connecting(g, _) if g == generation) {
-                    self.model = ModelLeg::None;
-                    call.handle_ws_closed(now, Leg::Model);
-                }
+            Wakeup::ModelFailed(generation) => {
+                let Some(input) = d.model_failed(now, generation) else {
+                    return;
+                };
+                self.model = ModelLeg::None;
+                input
             }
-            Input::Udp(source, contents) => {
-                if let Some(local) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) {
-                    call.handle_udp(now, source, local, &contents);
-                }
+            Wakeup::Udp(source, contents) => {
+                let Some(destination) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) else {
+                    return;
+                };
+                d.udp(now, source, destination, contents)
             }
-            Input::Http(id, result) => call.handle_http_response(now, id, result),
-            Input::Tool(id, result) => call.handle_tool_result(now, &id, result),
-            Input::Timeout => call.handle_timeout(now),
-            Input::HangUp => call.hang_up(now),
-        }
+            Wakeup::Http(id, result) => d.http_response(now, id, result),
+            Wakeup::Tool(id, result) => d.tool_result(now, id, result),
+            Wakeup::Timeout => d.timer_fired(now),
+            Wakeup::HangUp => d.hang_up(now),
+        };
+        self.record.input(&input);
+        self.driver.feed(&input);
     }
 
-    async fn execute(&mut self, now: Instant, output: Output) {
-        match output {
-            Output::Send {
+    async fn execute(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Send {
                 leg: Leg::Phone,
                 text,
             } => {
                 let Some(phone) = &mut self.phone else { return };
                 if phone.send(Message::Text(text.into())).await.is_err() {
                     self.phone = None;
-                    self.ready.push_back(Input::Closed(Leg::Phone));
+                    self.ready.push_back(Wakeup::Closed(Leg::Phone));
                 }
             }
-            Output::Send {
+            Action::Send {
                 leg: Leg::Model,
                 text,
             } => {
@@ -286,64 +285,66 @@ impl CallTask {
                 };
                 if model.send(tungstenite::Message::text(text)).await.is_err() {
                     self.model = ModelLeg::None;
-                    self.ready.push_back(Input::Closed(Leg::Model));
+                    self.ready.push_back(Wakeup::Closed(Leg::Model));
                 }
             }
-            Output::Close { leg: Leg::Phone } => {
+            Action::Close { leg: Leg::Phone } => {
                 if let Some(mut phone) = self.phone.take() {
                     let _ = phone.send(Message::Close(None)).await;
                 }
             }
-            Output::Close { leg: Leg::Model } => {
+            Action::Close { leg: Leg::Model } => {
                 match std::mem::replace(&mut self.model, ModelLeg::None) {
                     ModelLeg::Open(mut model) => {
                         let _ = model.close(None).await;
                     }
-                    ModelLeg::Connecting(_, handle) => handle.abort(),
+                    ModelLeg::Connecting(handle) => handle.abort(),
                     ModelLeg::None => {}
                 }
             }
-            Output::Connect(request) => {
-                if let ModelLeg::Connecting(_, handle) = &self.model {
+            Action::Connect {
+                generation,
+                request,
+            } => {
+                if let ModelLeg::Connecting(handle) = &self.model {
                     handle.abort();
                 }
-                self.model_gen += 1;
-                let (generation, tx) = (self.model_gen, self.tx.clone());
+                let tx = self.tx.clone();
                 let max = self.call_max_model_message();
                 let handle = tokio::spawn(async move {
                     let input = match connect_model(request, max).await {
-                        Ok(socket) => Input::ModelOpened(generation, Box::new(socket)),
+                        Ok(socket) => Wakeup::ModelOpened(generation, Box::new(socket)),
                         Err(e) => {
                             tracing::warn!("cannot connect to OpenAI: {e}");
-                            Input::ModelFailed(generation)
+                            Wakeup::ModelFailed(generation)
                         }
                     };
                     let _ = tx.send(input).await;
                 });
-                self.model = ModelLeg::Connecting(generation, handle);
+                self.model = ModelLeg::Connecting(handle);
             }
-            Output::Http { id, request } => {
+            Action::Http { id, request } => {
                 let (agent, tx) = (self.app.http.clone(), self.tx.clone());
                 tokio::task::spawn_blocking(move || {
-                    let _ = tx.blocking_send(Input::Http(id, http(&agent, request)));
+                    let _ = tx.blocking_send(Wakeup::Http(id, http(&agent, request)));
                 });
             }
-            Output::ToolCall(tool) => {
+            Action::ToolCall(tool) => {
                 // Tools without a webhook have no handler in this server.
                 let result = ToolResult {
                     output: r#"{"error":"no handler"}"#.to_owned(),
                     action: ToolAction::None,
                 };
-                self.ready.push_back(Input::Tool(tool.id, result));
+                self.ready.push_back(Wakeup::Tool(tool.id, result));
             }
-            Output::Transmit(transmit) => {
+            Action::Transmit(transmit) => {
                 if let Some(udp) = &self.udp
                     && let Err(e) = udp.send_to(&transmit.contents, transmit.destination).await
                 {
                     tracing::debug!("UDP send failed: {e}");
                 }
             }
-            Output::Event(event) => self.observe(now, &event),
+            Action::Event(event) => self.observe(now, &event),
         }
     }
 

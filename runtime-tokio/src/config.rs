@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use barbara_core::{
-    Call, CallConfig, ConfigError, DEFAULT_BASE_URL, SignalWireRest, ToolSpec, TransportChoice,
+    Backend, Call, CallConfig, ConfigError, DEFAULT_BASE_URL, SignalWireRest, ToolSpec,
+    TransportChoice,
 };
 
 /// A setting that stops start-up (or a reload): its name and what is wrong, on one line.
@@ -61,6 +62,9 @@ pub struct Settings {
     pub signing_key: Option<String>,
     /// `BARBARA_RECORDS_DIR`.
     pub records_dir: PathBuf,
+    /// `BARBARA_RECORD_AUDIO` (default `true`): `false` leaves the audio out of the records'
+    /// input logs, and such a record cannot be replayed.
+    pub record_audio: bool,
     /// `BARBARA_WEBRTC_IP`.
     pub webrtc_ip: IpAddr,
     /// `BARBARA_MAX_CALLS`.
@@ -77,6 +81,7 @@ pub struct Settings {
     base: CallConfig,
     env_model: Option<String>,
     env_voice: Option<String>,
+    env_backend: Option<Backend>,
 }
 
 impl Settings {
@@ -106,6 +111,16 @@ impl Settings {
             return Err(bad("PUBLIC_URL", format!("{url:?} is not an http(s) URL")));
         }
         base.signalwire = signalwire(&var)?;
+        if let Some(model) = var("OPENAI_LIVE_MODEL") {
+            base.live.model = model.trim().to_owned();
+        }
+        if let Some(model) = var("OPENAI_LIVE_DELEGATION_MODEL") {
+            base.live.delegation_model = model.trim().to_owned();
+        }
+        let env_backend = match var("BARBARA_BACKEND") {
+            Some(name) => Some(backend("BARBARA_BACKEND", "", &name)?),
+            None => None,
+        };
         let parse = |name: &str, default: u64| -> Result<u64, SettingError> {
             var(name).map_or(Ok(default), |v| {
                 v.trim()
@@ -130,6 +145,7 @@ impl Settings {
             public_url: base.public_url.clone(),
             signing_key: var("SIGNALWIRE_SIGNING_KEY"),
             records_dir: var("BARBARA_RECORDS_DIR").map_or_else(|| "calls".into(), PathBuf::from),
+            record_audio: parse_bool(&var, "BARBARA_RECORD_AUDIO")?.unwrap_or(true),
             webrtc_ip,
             max_calls,
             shutdown_grace: Duration::from_secs(parse("BARBARA_SHUTDOWN_GRACE_SECS", 30)?),
@@ -142,6 +158,7 @@ impl Settings {
             base,
             env_model: var("OPENAI_MODEL"),
             env_voice: var("OPENAI_VOICE"),
+            env_backend,
         };
         settings.live = settings.load_call_config()?;
         Ok(settings)
@@ -183,11 +200,22 @@ impl Settings {
         if let Some(greet_first) = file.greet_first {
             openai.greet_first = greet_first;
         }
-        call.instructions_by_number = file
-            .numbers
-            .into_iter()
-            .map(|(number, entry)| (number, entry.instructions))
-            .collect();
+        if let Some(name) = &file.backend {
+            call.backend = backend("BARBARA_CONFIG", "backend", name)?;
+        }
+        if let Some(backend) = self.env_backend {
+            call.backend = backend;
+        }
+        for (number, entry) in file.numbers {
+            if let Some(name) = &entry.backend {
+                let key = format!("numbers.{number:?}.backend");
+                let backend = backend("BARBARA_CONFIG", &key, name)?;
+                call.backend_by_number.insert(number.clone(), backend);
+            }
+            if let Some(instructions) = entry.instructions {
+                call.instructions_by_number.insert(number, instructions);
+            }
+        }
         for tool in file.tools {
             if let Some(url) = &tool.webhook
                 && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -225,6 +253,21 @@ impl Settings {
             codec: file.codec,
         })
     }
+}
+
+/// Reads a backend name given in setting `name` (as its `key`, for the file).
+fn backend(name: &str, key: &str, value: &str) -> Result<Backend, SettingError> {
+    Backend::parse(value).ok_or_else(|| {
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("{key}: ")
+        };
+        bad(
+            name,
+            format!("{key}expected realtime or live, got {value:?}"),
+        )
+    })
 }
 
 fn parse_bool(
@@ -286,6 +329,7 @@ struct FileConfig {
     model: Option<String>,
     codec: Option<String>,
     greet_first: Option<bool>,
+    backend: Option<String>,
     #[serde(default)]
     numbers: BTreeMap<String, NumberEntry>,
     #[serde(default)]
@@ -295,7 +339,8 @@ struct FileConfig {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NumberEntry {
-    instructions: String,
+    instructions: Option<String>,
+    backend: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -332,6 +377,7 @@ mod tests {
         assert_eq!(s.port, 8080);
         assert_eq!(s.max_calls, 100);
         assert_eq!(s.records_dir, PathBuf::from("calls"));
+        assert!(s.record_audio);
         assert_eq!(s.webrtc_ip, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(s.live.call.openai.base_url, DEFAULT_BASE_URL);
         assert_eq!(s.live.call.transport, TransportChoice::WebSocket);
@@ -350,6 +396,11 @@ mod tests {
             (&[("SIGNALWIRE_SPACE_URL", "x")], "SIGNALWIRE_PROJECT_ID"),
             (&[("BARBARA_CONFIG", "/nonexistent.toml")], "BARBARA_CONFIG"),
             (&[("PUBLIC_URL", "bridge.example.com")], "PUBLIC_URL"),
+            (&[("BARBARA_BACKEND", "turbo")], "BARBARA_BACKEND"),
+            (
+                &[("BARBARA_RECORD_AUDIO", "sometimes")],
+                "BARBARA_RECORD_AUDIO",
+            ),
         ];
         for (vars, name) in cases {
             let mut all = vars.to_vec();
@@ -379,6 +430,75 @@ mod tests {
         assert!(call.tools.iter().any(|t| t.webhook.is_some()));
         assert!(call.tools.iter().all(|t| t.parameters.is_object()));
         assert!(!call.instructions_by_number.is_empty());
+        assert_eq!(call.backend, Backend::Realtime);
+        assert!(call.backend_by_number.values().any(|b| *b == Backend::Live));
+    }
+
+    #[test]
+    fn backend_comes_from_the_environment_over_the_file_and_per_number() {
+        let s = settings(&[("OPENAI_API_KEY", "sk-test")]).unwrap();
+        let call = &s.live.call;
+        assert_eq!(call.backend, Backend::Realtime);
+        assert_eq!(call.live.model, barbara_core::DEFAULT_LIVE_MODEL);
+        assert_eq!(
+            call.live.delegation_model,
+            barbara_core::DEFAULT_LIVE_DELEGATION_MODEL
+        );
+
+        let dir = std::env::temp_dir().join(format!("barbara-backend-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("backend.toml");
+        let file = "backend = \"live\"\n\
+                    [numbers.\"+15550001\"]\nbackend = \"realtime\"\n\
+                    [numbers.\"+15550002\"]\ninstructions = \"Returns desk.\"\n";
+        std::fs::write(&path, file).unwrap();
+        let path = path.to_str().unwrap();
+        let s = settings(&[("OPENAI_API_KEY", "sk-test"), ("BARBARA_CONFIG", path)]).unwrap();
+        let call = &s.live.call;
+        assert_eq!(call.backend, Backend::Live);
+        let by_number: Vec<_> = call.backend_by_number.iter().collect();
+        assert_eq!(by_number, [(&"+15550001".to_owned(), &Backend::Realtime)]);
+        assert_eq!(call.instructions_by_number.len(), 1);
+
+        let s = settings(&[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("BARBARA_CONFIG", path),
+            ("BARBARA_BACKEND", "Realtime"),
+            ("OPENAI_LIVE_MODEL", "gpt-live-2"),
+            ("OPENAI_LIVE_DELEGATION_MODEL", "gpt-6"),
+        ])
+        .unwrap();
+        let call = &s.live.call;
+        assert_eq!(call.backend, Backend::Realtime, "the environment wins");
+        assert_eq!(call.backend_by_number.len(), 1);
+        assert_eq!(
+            (
+                call.live.model.as_str(),
+                call.live.delegation_model.as_str()
+            ),
+            ("gpt-live-2", "gpt-6")
+        );
+
+        for (file, key) in [
+            ("backend = \"turbo\"\n", "backend: "),
+            (
+                "[numbers.\"+15550001\"]\nbackend = \"fast\"\n",
+                "numbers.\"+15550001\".backend: ",
+            ),
+        ] {
+            std::fs::write(dir.join("bad.toml"), file).unwrap();
+            let bad = dir.join("bad.toml");
+            let err = settings(&[
+                ("OPENAI_API_KEY", "sk-test"),
+                ("BARBARA_CONFIG", bad.to_str().unwrap()),
+            ])
+            .err()
+            .unwrap();
+            assert_eq!(err.name, "BARBARA_CONFIG");
+            assert!(err.problem.starts_with(key), "{err}");
+            assert!(err.problem.contains("realtime or live"), "{err}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

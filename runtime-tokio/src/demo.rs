@@ -1,7 +1,9 @@
-//! `barbara demo`: one whole call in this process over loopback sockets. The real server runs
-//! against a fake OpenAI (WebSocket), a fake tool webhook and SignalWire REST API, and a fake
-//! SignalWire caller whose script triggers a tool call and a barge-in. It prints the timeline
-//! from the call record the server wrote.
+//! `barbara demo [--backend realtime|live]`: one whole call in this process over loopback
+//! sockets. The real server runs against a fake OpenAI (WebSocket: the Realtime API, or with
+//! `--backend live` the Live API), a fake tool webhook and SignalWire REST API, and a fake
+//! SignalWire caller whose script triggers a tool call (on Realtime also a barge-in; on Live
+//! through Responses delegation) and the assistant's hang-up. It prints the timeline from the
+//! call record the server wrote.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::{Uri, header};
 use axum::routing::post;
+use barbara_core::Backend;
 use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance};
+use barbara_core::sim::fake_live::{LiveReport, LiveScript, LiveTurn};
 use barbara_core::sim::fake_realtime::{RealtimeScript, ScriptedResponse};
 use barbara_tokio::fakes::{self, FakeOpenAi};
 use barbara_tokio::{Settings, serve};
@@ -18,7 +22,7 @@ use tokio::net::TcpListener;
 
 const CALL_SID: &str = "CAdemo0000000000000000000000000001";
 
-pub(crate) fn run() -> ExitCode {
+pub(crate) fn run(backend: Backend) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -26,7 +30,7 @@ pub(crate) fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(demo()) {
+    match runtime.block_on(demo(backend)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("barbara demo: {e}");
@@ -72,16 +76,75 @@ fn openai_script() -> RealtimeScript {
     }
 }
 
-fn caller_script() -> CallerScript {
+/// A turn of the fake Live voice: it speaks `text`; with `tools`, its Responses backend calls
+/// them and the voice then speaks `follow_up`, the backend's answer.
+fn turn(
+    text: &str,
+    ms: u32,
+    tools: &[(&str, serde_json::Value)],
+    follow_up: (&str, u32),
+) -> LiveTurn {
+    let tool_calls = tools.iter().map(|(n, a)| ((*n).to_owned(), a.clone()));
+    LiveTurn {
+        text: text.to_owned(),
+        audio_ms: ms,
+        tool_calls: tool_calls.collect(),
+        follow_up: follow_up.0.to_owned(),
+        follow_up_ms: follow_up.1,
+    }
+}
+
+fn live_script() -> LiveScript {
+    let order = serde_json::json!({"order_id": "A1234"});
+    let done = serde_json::json!({"reason": "caller is done"});
+    LiveScript {
+        turns: vec![
+            turn(
+                "Hello, you've reached Barbara. How can I help?",
+                2_400,
+                &[],
+                ("", 0),
+            ),
+            turn(
+                "Let me look that up.",
+                1_200,
+                &[("lookup_order", order)],
+                (
+                    "Your order A1234 shipped yesterday and should arrive on Friday. Anything else?",
+                    4_500,
+                ),
+            ),
+            turn(
+                "Of course.",
+                700,
+                &[("end_call", done)],
+                ("Thanks for calling, goodbye!", 2_000),
+            ),
+        ],
+        caller_transcripts: vec![
+            "Hi, where is my order A1234?".to_owned(),
+            "No, that's all, thanks.".to_owned(),
+        ],
+        usage_interval: Duration::from_secs(5),
+        ..LiveScript::default()
+    }
+}
+
+fn caller_script(backend: Backend) -> CallerScript {
     let ms = Duration::from_millis;
     let utterance = |start, duration| Utterance {
         start: ms(start),
         duration: ms(duration),
     };
+    let utterances = match backend {
+        // Speaks after the greeting, then talks over the answer: a barge-in.
+        Backend::Realtime => vec![utterance(3_200, 1_400), utterance(8_800, 1_200)],
+        // Speaks after the greeting, and again once the answer has played.
+        Backend::Live => vec![utterance(3_600, 1_400), utterance(12_500, 1_200)],
+    };
     CallerScript {
         call_sid: CALL_SID.to_owned(),
-        // Speaks after the greeting, then talks over the answer: a barge-in.
-        utterances: vec![utterance(3_200, 1_400), utterance(8_800, 1_200)],
+        utterances,
         hangup: Some((ms(30_000), HangupStyle::Stop)),
         ..CallerScript::default()
     }
@@ -120,15 +183,19 @@ async fn backend(seen: Arc<Mutex<Vec<String>>>) -> std::io::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-async fn demo() -> Result<(), String> {
+async fn demo(api: Backend) -> Result<(), String> {
+    let name = match api {
+        Backend::Realtime => "Realtime",
+        Backend::Live => "Live",
+    };
     println!(
         "Barbara demo: one phone call over loopback sockets (the real server; fake SignalWire,"
     );
-    println!("OpenAI Realtime over WebSocket, tool webhook and REST API)\n");
+    println!("OpenAI {name} over WebSocket, tool webhook and REST API)\n");
     let wall = Instant::now();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let backend = backend(seen.clone()).await.map_err(|e| e.to_string())?;
-    let openai = FakeOpenAi::start(openai_script())
+    let openai = FakeOpenAi::start_with(openai_script(), live_script())
         .await
         .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -154,6 +221,7 @@ async fn demo() -> Result<(), String> {
         ("SIGNALWIRE_API_TOKEN", "demo-token".to_owned()),
         ("BARBARA_CONFIG", config_file.display().to_string()),
         ("BARBARA_RECORDS_DIR", dir.display().to_string()),
+        ("BARBARA_BACKEND", api.name().to_owned()),
     ];
     let settings = Settings::from_vars(|name| {
         vars.iter()
@@ -171,7 +239,7 @@ async fn demo() -> Result<(), String> {
     .await?;
     println!("cXML for the call: {}\n", cxml.lines().last().unwrap_or(""));
     // The stream carries the cXML's <Parameter>s in `start.customParameters`, as SignalWire's.
-    let mut script = caller_script();
+    let mut script = caller_script(api);
     for parameter in cxml.split("<Parameter name=\"").skip(1) {
         let mut parts = parameter.split('"');
         if let (Some(name), Some(value)) = (parts.next(), parts.nth(1)) {
@@ -182,9 +250,7 @@ async fn demo() -> Result<(), String> {
     }
     let url = format!("ws://127.0.0.1:{port}/media-stream");
     let report = fakes::call(&url, None, script, Duration::from_secs(40)).await?;
-    while server.active_calls() > 0 && wall.elapsed() < Duration::from_secs(45) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server.idle()).await;
     server.shutdown(Duration::from_secs(1)).await;
 
     let record = dir.join(format!("{CALL_SID}.jsonl"));
@@ -201,12 +267,44 @@ async fn demo() -> Result<(), String> {
             report.violations
         );
     }
+    if api == Backend::Live {
+        let sessions = tokio::time::timeout(Duration::from_secs(5), openai.closed_live_sessions(1));
+        match sessions.await.ok().as_deref() {
+            Some([live, ..]) => print_live(live),
+            _ => println!("the fake Live server has not closed its session"),
+        }
+    }
     println!(
-        "call record: {}\nthe demo took {:.1} s",
+        "call record: {} (`barbara replay` runs it through the core again)\nthe demo took {:.1} s",
         record.display(),
         wall.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What the fake Live server saw: the delegation, the outputs and the close.
+fn print_live(live: &LiveReport) {
+    let received = |ty: &str| live.received_types.iter().filter(|t| *t == ty).count();
+    let calls: Vec<&str> = live
+        .delegations
+        .iter()
+        .flat_map(|d| d.calls.iter().map(|(_, name)| name.as_str()))
+        .collect();
+    println!(
+        "the fake Live server: {} delegation(s) calling {calls:?}, {} response.item.create, {} \
+         response.create; session.close then session.closed ({}) after {:.1} s",
+        live.delegations.len(),
+        received("response.item.create"),
+        received("response.create"),
+        live.closed_reason.as_deref().unwrap_or("never sent"),
+        live.closed_at.unwrap_or_default().as_secs_f64(),
+    );
+    if !live.violations.is_empty() || !live.errors_sent.is_empty() {
+        println!(
+            "protocol violations seen by the fake Live server: {:?}, errors sent: {:?}",
+            live.violations, live.errors_sent
+        );
+    }
 }
 
 /// POSTs a form on the blocking pool and returns the body.

@@ -17,7 +17,9 @@ pub mod config;
 pub mod fakes;
 pub mod metrics;
 mod record;
+pub mod replay;
 mod routes;
+mod snapshot;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -131,6 +133,12 @@ impl Server {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.app.settings.max_calls - self.app.calls.available_permits()
+    }
+
+    /// Waits until no call is in progress.
+    pub async fn idle(&self) {
+        let all = u32::try_from(self.app.settings.max_calls).unwrap_or(u32::MAX);
+        let _all = self.app.calls.acquire_many(all).await;
     }
 
     /// Stops accepting, lets calls run for up to `grace`, then hangs up the rest and waits for

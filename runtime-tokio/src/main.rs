@@ -2,22 +2,30 @@
 //!
 //! - `barbara` (or `barbara serve`): the server, configured from the environment (see
 //!   `barbara_tokio::config`). SIGHUP reloads `BARBARA_CONFIG`; SIGTERM or Ctrl-C drains.
-//! - `barbara demo`: a whole call over loopback sockets against fakes, printed as a timeline.
-//! - `barbara replay FILE`: the timeline and transcript of a call record.
+//! - `barbara demo [--backend realtime|live]`: a whole call over loopback sockets against fakes
+//!   (of the Realtime API, the default, or of the Live API), printed as a timeline.
+//! - `barbara replay FILE`: runs a call record's input log through the core again and reports
+//!   the first event that differs (exit 1), or a one-line summary when all match.
+//! - `barbara show FILE`: the timeline and transcript of a call record.
 
 mod demo;
 mod timeline;
 
 use std::process::ExitCode;
 
+use barbara_core::Backend;
 use barbara_tokio::Settings;
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: barbara [serve | demo | replay FILE]
+const USAGE: &str =
+    "usage: barbara [serve | demo [--backend realtime|live] | replay FILE | show FILE]
 
   serve         run the server (the default); settings come from the environment
-  demo          play a whole call over loopback sockets and print its timeline
-  replay FILE   print the timeline and transcript of a call record (.jsonl)";
+  demo          play a whole call over loopback sockets and print its timeline; --backend live
+                plays it against a fake of the Live API instead of the Realtime API
+  replay FILE   run a call record's inputs (.jsonl) through the core again and report the
+                first event that differs from the record (exit 1), or that all match
+  show FILE     print the timeline and transcript of a call record";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,8 +36,24 @@ fn main() -> ExitCode {
         .as_slice()
     {
         [] | ["serve"] => serve(),
-        ["demo"] => demo::run(),
-        ["replay", file] => match timeline::print_file(std::path::Path::new(file)) {
+        ["demo"] => demo::run(Backend::Realtime),
+        ["demo", "--backend", name] => demo_on(name),
+        ["demo", flag] if flag.starts_with("--backend=") => demo_on(&flag["--backend=".len()..]),
+        ["replay", file] => match barbara_tokio::replay::replay_file(std::path::Path::new(file)) {
+            Ok(replay) if replay.divergence.is_none() => {
+                println!("{replay}");
+                ExitCode::SUCCESS
+            }
+            Ok(replay) => {
+                println!("{replay}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("barbara replay: {e}");
+                ExitCode::from(2)
+            }
+        },
+        ["show", file] => match timeline::print_file(std::path::Path::new(file)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("barbara: {e}");
@@ -42,6 +66,16 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!("barbara: unknown command {args:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn demo_on(name: &str) -> ExitCode {
+    match Backend::parse(name) {
+        Some(backend) => demo::run(backend),
+        None => {
+            eprintln!("barbara demo: --backend: expected realtime or live, got {name:?}");
             ExitCode::from(2)
         }
     }

@@ -16,6 +16,9 @@ const METRICS: &[&str] = &[
     "barbara_calls_total counter Calls whose model session became ready, by transport.",
     "barbara_calls_ended_total counter Calls that ended, by reason.",
     "barbara_fallbacks_total counter Model transport fallbacks.",
+    "barbara_model_session_restarts_total counter Reconnect attempts and rollovers of the model session, by cause.",
+    "barbara_live_billed_seconds_total counter Live session seconds billed, summed over calls.",
+    "barbara_live_sessions_closed_total counter Live sessions closed (session.closed), by reason.",
     "barbara_tool_calls_total counter Tool calls completed, by tool and outcome.",
     "barbara_tool_call_seconds_total counter Tool call latency, summed, by tool.",
     "barbara_bad_input_total counter Peer messages dropped, by leg and kind.",
@@ -29,6 +32,8 @@ const METRICS: &[&str] = &[
 pub struct CallGauge {
     transport: &'static str,
     counted: bool,
+    /// The current Live session's billed seconds counted so far.
+    billed: f64,
 }
 
 /// The server's metrics.
@@ -64,6 +69,7 @@ impl Metrics {
         let gauge = CallGauge {
             transport: "connecting",
             counted: false,
+            billed: 0.0,
         };
         self.add(
             "barbara_active_calls",
@@ -96,6 +102,25 @@ impl Metrics {
                 let labels = [("from", *from), ("to", *to)];
                 self.add("barbara_fallbacks_total", &labels, 1.0);
                 self.move_active(gauge, to);
+            }
+            Event::ModelReconnecting { .. } => {
+                let labels = [("cause", "reconnect")];
+                self.add("barbara_model_session_restarts_total", &labels, 1.0);
+            }
+            Event::ModelSessionRollover => {
+                let labels = [("cause", "rollover")];
+                self.add("barbara_model_session_restarts_total", &labels, 1.0);
+            }
+            Event::BilledSeconds { seconds } => self.billed(gauge, *seconds),
+            Event::ModelSessionClosed {
+                reason,
+                billed_seconds,
+            } => {
+                if let Some(seconds) = billed_seconds {
+                    self.billed(gauge, *seconds);
+                }
+                let labels = [("reason", reason.as_str())];
+                self.add("barbara_live_sessions_closed_total", &labels, 1.0);
             }
             Event::ToolCallCompleted {
                 name,
@@ -139,6 +164,23 @@ impl Metrics {
         }
     }
 
+    /// Counts a session's cumulative billed `seconds`: what is new since its last report. Less
+    /// than before means a new session (after a fallback), billed from zero.
+    fn billed(&self, gauge: &mut CallGauge, seconds: f64) {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let new = if seconds >= gauge.billed {
+            seconds - gauge.billed
+        } else {
+            seconds
+        };
+        gauge.billed = seconds;
+        if new > 0.0 {
+            self.add("barbara_live_billed_seconds_total", &[], new);
+        }
+    }
+
     fn move_active(&self, gauge: &mut CallGauge, to: &'static str) {
         if gauge.transport != to {
             self.add(
@@ -172,5 +214,65 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn restarts_billed_seconds_and_close_reasons_are_counted() {
+        let metrics = Metrics::default();
+        let mut gauge = metrics.call_started();
+        let events = [
+            Event::ModelReady {
+                transport: "live/websocket",
+            },
+            Event::BilledSeconds { seconds: 60.0 },
+            Event::BilledSeconds { seconds: 120.0 },
+            Event::ModelSessionClosed {
+                reason: "close_requested".to_owned(),
+                billed_seconds: Some(125.0),
+            },
+            Event::ModelReconnecting {
+                attempt: 1,
+                after: Duration::from_millis(500),
+            },
+            Event::ModelReconnecting {
+                attempt: 2,
+                after: Duration::from_secs(1),
+            },
+            Event::ModelSessionRollover,
+        ];
+        for event in &events {
+            metrics.observe(event, &mut gauge);
+        }
+        // A second call: its own session, billed from zero.
+        let mut other = metrics.call_started();
+        metrics.observe(&Event::BilledSeconds { seconds: 10.0 }, &mut other);
+        metrics.observe(
+            &Event::ModelSessionClosed {
+                reason: "expired".to_owned(),
+                billed_seconds: None,
+            },
+            &mut other,
+        );
+        let text = metrics.render();
+        for line in [
+            "barbara_live_billed_seconds_total 135",
+            "barbara_model_session_restarts_total{cause=\"reconnect\"} 2",
+            "barbara_model_session_restarts_total{cause=\"rollover\"} 1",
+            "barbara_live_sessions_closed_total{reason=\"close_requested\"} 1",
+            "barbara_live_sessions_closed_total{reason=\"expired\"} 1",
+            "# TYPE barbara_live_billed_seconds_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }

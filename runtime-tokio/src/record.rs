@@ -1,32 +1,49 @@
-//! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`, a metadata line, then one line per
-//! core `Event` with its time since the call started. A failure to write is logged once and
-//! never affects the call.
+//! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`. Its first line (`"record":"call"`)
+//! holds the metadata and what the call was made with (the configuration without its secrets,
+//! the seed, the wall clock, the backend for the called number); then, in order, one
+//! `"record":"input"` line per input the core was fed (written before feeding it) and one
+//! `"record":"event"` line per core `Event`, with its time since the call started. `barbara
+//! replay` feeds the inputs to a fresh call and compares the events. A failure to write is
+//! logged once and never affects the call.
+//!
+//! With `BARBARA_RECORD_AUDIO=false` the input log keeps every input but not its audio: the
+//! base64 of SignalWire `media` payloads and of the model's `*audio.delta` events is blanked,
+//! RTP datagrams and binary frames lose their contents, and each such line says
+//! `"audio_omitted": true`. Such a record cannot be replayed.
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use barbara_core::Event;
+use barbara_core::{Backend, Call, CallConfig, Event, Input, Leg};
+use serde_json::Value;
+
+use crate::config::Settings;
 
 /// An open call record.
 pub(crate) struct Record {
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     path: PathBuf,
     started: Instant,
     unix: Duration,
+    /// Whether audio goes into the input log.
+    audio: bool,
 }
 
 impl Record {
-    /// Creates the record for `call_id` (sanitized for a file name; a clash gets a suffix) and
-    /// writes `meta` as its first line, with `"record": "call"` and the start time added.
+    /// Creates the record for `call_id` in `settings.records_dir` (sanitized for a file name; a
+    /// clash gets a suffix) and writes `meta` as its first line, with `"record": "call"`, the
+    /// start time, what `call` (made at `started`) was made with, and the backend it runs on.
     pub(crate) fn create(
-        dir: &Path,
+        settings: &Settings,
         call_id: &str,
-        mut meta: serde_json::Value,
+        mut meta: Value,
+        call: &Call,
         started: Instant,
-        unix: Duration,
     ) -> Record {
+        let dir = settings.records_dir.as_path();
+        let unix = call.unix_time();
         let mut name: String = call_id
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
@@ -40,12 +57,13 @@ impl Record {
             path: dir.join(format!("{name}.jsonl")),
             started,
             unix,
+            audio: settings.record_audio,
         };
         let _ = std::fs::create_dir_all(dir);
         for n in 1..100 {
             match File::create_new(&record.path) {
                 Ok(file) => {
-                    record.file = Some(file);
+                    record.file = Some(BufWriter::with_capacity(64 * 1024, file));
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -59,6 +77,11 @@ impl Record {
         }
         meta["record"] = "call".into();
         meta["unix_ms"] = (unix.as_millis() as u64).into();
+        meta["unix_ns"] = (unix.as_nanos() as u64).into();
+        meta["seed"] = hex(&call.seed()).into();
+        meta["config"] = crate::snapshot::to_json(call.config());
+        meta["record_audio"] = settings.record_audio.into();
+        backend_meta(&mut meta, call.config());
         record.write(&meta);
         record
     }
@@ -68,16 +91,49 @@ impl Record {
         &self.path
     }
 
+    /// Appends `input`, about to be fed (without its audio unless audio is recorded).
+    pub(crate) fn input(&mut self, input: &Input) {
+        // Written straight from the input: its text and base64 are most of the record.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            record: &'static str,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            audio_omitted: bool,
+            #[serde(flatten)]
+            input: &'a Input,
+        }
+        let Some(file) = &mut self.file else { return };
+        let stripped = if self.audio {
+            None
+        } else {
+            without_audio(input)
+        };
+        let line = Line {
+            record: "input",
+            audio_omitted: stripped.is_some(),
+            input: stripped.as_ref().unwrap_or(input),
+        };
+        let written = serde_json::to_writer(&mut *file, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"));
+        if let Err(e) = written {
+            self.failed(&e);
+        }
+    }
+
     /// Appends `event` as it happened at `now`.
     pub(crate) fn event(&mut self, now: Instant, event: &Event) {
         if self.file.is_none() {
             return;
         }
-        let at = now.saturating_duration_since(self.started);
-        let mut line = serde_json::to_value(event).unwrap_or_default();
-        line["t_ms"] = (at.as_millis() as u64).into();
-        line["unix_ms"] = ((self.unix + at).as_millis() as u64).into();
+        let line = event_line(self.started, self.unix, now, event);
         self.write(&line);
+        // Events are few: flushing on each keeps what happened readable while the call runs.
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
+            self.failed(&e);
+        }
     }
 
     fn write(&mut self, value: &serde_json::Value) {
@@ -85,8 +141,184 @@ impl Record {
         let mut line = value.to_string();
         line.push('\n');
         if let Err(e) = file.write_all(line.as_bytes()) {
-            tracing::warn!(path = %self.path.display(), "cannot write the call record: {e}");
-            self.file = None;
+            self.failed(&e);
         }
+    }
+
+    fn failed(&mut self, e: &std::io::Error) {
+        tracing::warn!(path = %self.path.display(), "cannot write the call record: {e}");
+        self.file = None;
+    }
+}
+
+/// An event's line: the event, `"record":"event"`, and its time since the call started
+/// (`t_ms`) and since the epoch (`unix_ms`). The replay builds its lines the same way.
+pub(crate) fn event_line(
+    started: Instant,
+    unix: Duration,
+    now: Instant,
+    event: &Event,
+) -> serde_json::Value {
+    let at = now.saturating_duration_since(started);
+    let mut line = serde_json::to_value(event).unwrap_or_default();
+    line["record"] = "event".into();
+    line["t_ms"] = (at.as_millis() as u64).into();
+    line["unix_ms"] = ((unix + at).as_millis() as u64).into();
+    line
+}
+
+/// Adds the backend the core chooses for the called number (`meta.to`): `backend`, with the
+/// configured default (`backend_default`) and the number's own choice (`backend_for_number`,
+/// `null` when it has none); on Live, `model` is the Live model and `delegation_model` the one
+/// running its tools. The transport actually used is in the `model_ready` event.
+fn backend_meta(meta: &mut Value, config: &CallConfig) {
+    let to = meta["to"].as_str();
+    let for_number = to.and_then(|to| config.backend_by_number.get(to)).copied();
+    let backend = config.backend_for(to);
+    meta["backend"] = backend.name().into();
+    meta["backend_default"] = config.backend.name().into();
+    meta["backend_for_number"] = for_number.map(Backend::name).into();
+    if backend == Backend::Live {
+        meta["model"] = config.live.model.clone().into();
+        meta["delegation_model"] = config.live.delegation_model.clone().into();
+    }
+}
+
+/// `input` with its audio taken out, or `None` when it carries none.
+fn without_audio(input: &Input) -> Option<Input> {
+    match input {
+        Input::WsText { at_ns, leg, text } => Some(Input::WsText {
+            at_ns: *at_ns,
+            leg: *leg,
+            text: text_without_audio(*leg, text)?,
+        }),
+        Input::WsBinary { at_ns, leg, data } if !data.is_empty() => Some(Input::WsBinary {
+            at_ns: *at_ns,
+            leg: *leg,
+            data: Vec::new(),
+        }),
+        // RTP and RTCP (RFC 7983: first byte 128-191); DTLS and STUN stay.
+        Input::Udp {
+            at_ns,
+            source,
+            destination,
+            contents,
+        } if contents.first().is_some_and(|b| (128..=191).contains(b)) => Some(Input::Udp {
+            at_ns: *at_ns,
+            source: *source,
+            destination: *destination,
+            contents: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// A text message with its base64 audio blanked, or `None` when it carries none. A message that
+/// is not JSON is dropped whole, in case it held audio.
+fn text_without_audio(leg: Leg, text: &str) -> Option<String> {
+    if !text.contains("payload") && !text.contains("audio") {
+        return None;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return Some(String::new());
+    };
+    let audio = match leg {
+        Leg::Phone if value["event"] == "media" => {
+            value.get_mut("media").and_then(|m| m.get_mut("payload"))
+        }
+        Leg::Model
+            if value["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("audio.delta")) =>
+        {
+            value.get_mut("delta")
+        }
+        Leg::Phone | Leg::Model => None,
+    }?;
+    *audio = Value::String(String::new());
+    Some(value.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a [`hex`] string.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(leg: Leg, text: &str) -> Input {
+        Input::WsText {
+            at_ns: 7,
+            leg,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn audio_is_blanked_and_the_rest_kept() {
+        let media =
+            r#"{"event":"media","streamSid":"MZ1","media":{"track":"inbound","payload":"AAEC"}}"#;
+        let Some(Input::WsText { text: phone, .. }) = without_audio(&text(Leg::Phone, media))
+        else {
+            panic!("media carries audio");
+        };
+        let phone: Value = serde_json::from_str(&phone).unwrap();
+        assert_eq!(phone["media"]["payload"], "");
+        assert_eq!(phone["streamSid"], "MZ1");
+        for (event, field) in [
+            (
+                r#"{"type":"session.output_audio.delta","delta":"AAEC"}"#,
+                "delta",
+            ),
+            (
+                r#"{"type":"response.output_audio.delta","delta":"AAEC","item_id":"i"}"#,
+                "delta",
+            ),
+        ] {
+            let Some(Input::WsText { text, .. }) = without_audio(&text(Leg::Model, event)) else {
+                panic!("{event} carries audio");
+            };
+            assert!(!text.contains("AAEC"), "{text}");
+            assert!(text.contains(field), "{text}");
+        }
+        for kept in [
+            (Leg::Phone, r#"{"event":"start","start":{"callSid":"CA1"}}"#),
+            (Leg::Phone, r#"{"event":"dtmf","dtmf":{"digit":"1"}}"#),
+            (
+                Leg::Model,
+                r#"{"type":"session.output_transcript.delta","delta":"Hello"}"#,
+            ),
+            (
+                Leg::Model,
+                r#"{"type":"session.closed","reason":"expired"}"#,
+            ),
+        ] {
+            assert_eq!(without_audio(&text(kept.0, kept.1)), None, "{kept:?}");
+        }
+        let garbage = text(Leg::Phone, "not json but a payload");
+        let Some(Input::WsText { text, .. }) = without_audio(&garbage) else {
+            panic!("kept");
+        };
+        assert_eq!(text, "");
+        let udp = |first: u8| Input::Udp {
+            at_ns: 1,
+            source: "127.0.0.1:1".parse().unwrap(),
+            destination: "127.0.0.1:2".parse().unwrap(),
+            contents: vec![first, 1, 2, 3],
+        };
+        assert!(without_audio(&udp(0x80)).is_some(), "RTP");
+        assert_eq!(without_audio(&udp(22)), None, "DTLS");
     }
 }

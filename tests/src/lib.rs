@@ -4,10 +4,16 @@ use std::time::Duration;
 
 pub use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
 pub use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance, WireShape};
+pub use barbara_core::sim::fake_live::{
+    AppendRecord, DelegationRecord, InputGap, LiveChunk, LiveReport, LiveScript, LiveTurn,
+    TurnRecord, TurnTrigger,
+};
 pub use barbara_core::sim::fake_realtime::{RealtimeScript, ScriptedResponse};
 pub use barbara_core::sim::fake_webrtc::WebRtcFakeMode;
 pub use barbara_core::sim::net::NetParams;
-pub use barbara_core::{EndReason, Event, Role, ToolAction, ToolSpec, TransportChoice};
+pub use barbara_core::{
+    Backend, EndReason, Event, LiveConfig, Role, ToolAction, ToolSpec, TransportChoice,
+};
 
 /// The same call, carried over WebRTC first (the product's default).
 pub fn over_webrtc(mut config: SimConfig) -> SimConfig {
@@ -149,6 +155,11 @@ pub fn run_deterministic(config: SimConfig, limit: Duration) -> Sim {
         format!("{:?}", second.caller()),
         "same seed, the caller heard something else"
     );
+    assert_eq!(
+        format!("{:?}", first.live()),
+        format!("{:?}", second.live()),
+        "same seed, the Live server saw something else"
+    );
     first
 }
 
@@ -171,6 +182,197 @@ pub fn sent_of_type(sim: &Sim, event_type: &str) -> Vec<(Duration, serde_json::V
         .filter_map(|(at, text)| {
             let value: serde_json::Value = serde_json::from_str(text).ok()?;
             (value["type"] == event_type).then_some((*at, value))
+        })
+        .collect()
+}
+
+/// The same call on the Live backend (`/v1/live/sessions`).
+pub fn live(mut config: SimConfig) -> SimConfig {
+    config.call.backend = Backend::Live;
+    config
+}
+
+/// A turn of the fake Live model that speaks `text` for `audio_ms`.
+pub fn live_turn(text: &str, audio_ms: u32) -> LiveTurn {
+    LiveTurn {
+        text: text.to_owned(),
+        audio_ms,
+        tool_calls: Vec::new(),
+        ..LiveTurn::default()
+    }
+}
+
+/// A turn that speaks `text` while its backend calls `calls`, then speaks `follow_up` (the
+/// backend's answer) for `follow_up_ms` once the tools are answered.
+pub fn live_turn_calling(
+    text: &str,
+    audio_ms: u32,
+    calls: &[(&str, serde_json::Value)],
+    follow_up: &str,
+    follow_up_ms: u32,
+) -> LiveTurn {
+    LiveTurn {
+        text: text.to_owned(),
+        audio_ms,
+        tool_calls: calls
+            .iter()
+            .map(|(name, args)| ((*name).to_owned(), args.clone()))
+            .collect(),
+        follow_up: follow_up.to_owned(),
+        follow_up_ms,
+    }
+}
+
+/// A Live call: the model greets with `greeting_ms` of speech when told to, then takes the
+/// scripted `turns`; the caller says what `utterances` say and hangs up with `stop` at `end`.
+pub fn live_scenario(
+    seed: u64,
+    greeting_ms: u32,
+    turns: Vec<LiveTurn>,
+    utterances: Vec<Utterance>,
+    end: Duration,
+) -> SimConfig {
+    let mut config = live(SimConfig::new(seed));
+    let mut all = vec![live_turn(
+        "Hello, this is Barbara. How can I help?",
+        greeting_ms,
+    )];
+    all.extend(turns);
+    config.live.turns = all;
+    config.live.caller_transcripts = vec!["I would like to check my order.".to_owned()];
+    config.caller.utterances = utterances;
+    config.caller.hangup = Some((end, HangupStyle::Stop));
+    config
+}
+
+/// Milliseconds of audio the caller heard (speech or not).
+pub fn heard_ms(sim: &Sim) -> f64 {
+    sim.caller().heard.iter().map(|f| f64::from(f.ms)).sum()
+}
+
+/// Audio sent to the caller that has not played yet (in flight or queued at SignalWire), in ms.
+pub fn caller_backlog_ms(sim: &Sim) -> f64 {
+    sim.phone_audio_sent_ms() - heard_ms(sim)
+}
+
+/// Runs a call to its end, sampling after every step the caller's backlog and the call's
+/// pending marks; returns the sim and the largest of each.
+pub fn run_sampling_backlog(config: SimConfig, limit: Duration) -> (Sim, f64, usize) {
+    let mut sim = Sim::new(config);
+    let (mut backlog, mut marks) = (0.0f64, 0usize);
+    sim.run_until(limit, |s| {
+        backlog = backlog.max(caller_backlog_ms(s));
+        marks = marks.max(s.call().queue_lengths().1);
+        s.ended_at().is_some()
+    });
+    sim.run_to_end(limit);
+    (sim, backlog, marks)
+}
+
+/// Every `Event::ModelSessionClosed` with its time: `(at, reason, billed seconds)`.
+pub fn session_closed_events(sim: &Sim) -> Vec<(Duration, String, Option<f64>)> {
+    sim.all(|e| matches!(e, Event::ModelSessionClosed { .. }))
+        .into_iter()
+        .filter_map(|(t, e)| match e {
+            Event::ModelSessionClosed {
+                reason,
+                billed_seconds,
+            } => Some((t, reason.clone(), *billed_seconds)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks what every Live test expects: no protocol violations on either fake, no `error`
+/// from the Live server.
+pub fn assert_clean_live(sim: &Sim) {
+    let live = sim.live();
+    assert!(
+        live.violations.is_empty(),
+        "Live violations: {:#?}",
+        live.violations
+    );
+    assert!(
+        live.errors_sent.is_empty(),
+        "Live errors: {:?}",
+        live.errors_sent
+    );
+    assert!(
+        sim.caller().violations.is_empty(),
+        "caller violations: {:?}",
+        sim.caller().violations
+    );
+}
+
+/// The transcript lines of the call, in order.
+pub fn transcripts(sim: &Sim) -> Vec<(Role, String)> {
+    sim.all(|e| matches!(e, Event::Transcript { .. }))
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Transcript { role, text } => Some((*role, text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The same Live call carried over WebRTC first (`auto`, falling back to the WebSocket): the
+/// fake WebRTC endpoint's Live sessions follow `config.live` as it is now, so call this once
+/// the script is complete.
+pub fn live_over_webrtc(mut config: SimConfig) -> SimConfig {
+    config.call.transport = TransportChoice::Auto;
+    config.webrtc.live_script = Some(config.live.clone());
+    config
+}
+
+/// What the Live brain of each WebRTC session saw and did, in creation order.
+pub fn live_webrtc_sessions(sim: &Sim) -> Vec<LiveReport> {
+    sim.openai_webrtc()
+        .calls
+        .into_iter()
+        .filter_map(|c| c.live)
+        .collect()
+}
+
+/// [`run_deterministic`], also checking that the fake WebRTC endpoint's Live sessions saw the
+/// same thing both times.
+pub fn run_deterministic_webrtc(config: SimConfig, limit: Duration) -> Sim {
+    let mut second = Sim::new(config.clone());
+    second.run_to_end(limit);
+    let first = run_deterministic(config, limit);
+    assert_eq!(
+        format!("{:?}", live_webrtc_sessions(&first)),
+        format!("{:?}", live_webrtc_sessions(&second)),
+        "same seed, the Live WebRTC sessions saw something else"
+    );
+    first
+}
+
+/// [`assert_clean_live`] for calls that may have used the fake WebRTC endpoint too: nothing
+/// the endpoint or its Live brains would refuse, and no `error` from them.
+pub fn assert_clean_live_webrtc(sim: &Sim) {
+    assert_clean_live(sim);
+    let webrtc = sim.openai_webrtc();
+    assert!(
+        webrtc.all_violations().is_empty(),
+        "WebRTC violations: {:#?}",
+        webrtc.all_violations()
+    );
+    for session in live_webrtc_sessions(sim) {
+        assert!(
+            session.errors_sent.is_empty(),
+            "Live WebRTC errors: {:?}",
+            session.errors_sent
+        );
+    }
+}
+
+/// Every `Event::Fallback` with its time: `(at, from, to, reason)`.
+pub fn fallback_events(sim: &Sim) -> Vec<(Duration, &'static str, &'static str, String)> {
+    sim.all(|e| matches!(e, Event::Fallback { .. }))
+        .into_iter()
+        .filter_map(|(t, e)| match e {
+            Event::Fallback { from, to, reason } => Some((t, *from, *to, reason.clone())),
+            _ => None,
         })
         .collect()
 }

@@ -4,5 +4,6 @@
 pub mod events;
 pub(crate) mod leg;
 pub(crate) mod session;
+pub(crate) mod sessions;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,10 @@ const TURN_GAP: Duration = Duration::from_millis(1500);
 const REMEMBERED_CALL_IDS: usize = 256;
 /// Longest transcript turn kept, in bytes; the rest of a runaway turn is dropped.
 const MAX_TURN_BYTES: usize = 16 * 1024;
+/// Turns a new session is given after a transport change (the API takes at most 128).
+const HISTORY_TURNS: usize = 32;
+/// Longest turn given to a new session, in characters.
+const HISTORY_TURN_CHARS: usize = 1000;
 
 /// Error codes after which the session cannot go on.
 const FATAL_CODES: [&str; 5] = [
@@ -61,6 +65,10 @@ pub(crate) struct LiveSession {
     /// The backend response now streaming has handed out calls.
     calls_in_response: bool,
     turn: Option<Turn>,
+    /// Finished turns, for a new session after a transport change.
+    history: VecDeque<(Role, String)>,
+    /// The next `session.start` replaces a session that was lost: give it the history.
+    replacing: bool,
     texts: VecDeque<String>,
     events: VecDeque<ModelEvent>,
 }
@@ -86,6 +94,8 @@ impl LiveSession {
             continuing: false,
             calls_in_response: false,
             turn: None,
+            history: VecDeque::new(),
+            replacing: false,
             texts: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -124,11 +134,45 @@ impl LiveSession {
         }
     }
 
-    /// Queues `session.start` (WebSocket only).
+    /// Queues `session.start` (WebSocket only). A session replacing a lost one starts with the
+    /// conversation so far as its `input`.
     pub(crate) fn start(&mut self, format: LiveAudioFormat) {
         let id = self.event_id("start");
-        let text = events::session_start(&id, &self.settings(Some(format)));
-        self.texts.push_back(text);
+        let mut session = events::session_object(&self.settings(Some(format)));
+        if self.replacing && !self.history.is_empty() {
+            let input: Vec<serde_json::Value> = self
+                .history
+                .iter()
+                .map(|(role, text)| {
+                    let text: String = text.chars().take(HISTORY_TURN_CHARS).collect();
+                    match role {
+                        Role::Caller => serde_json::json!({"type": "message", "role": "user",
+                            "content": [{"type": "input_text", "text": text}]}),
+                        Role::Assistant => {
+                            serde_json::json!({"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": text}]})
+                        }
+                    }
+                })
+                .collect();
+            session["input"] = serde_json::Value::Array(input);
+        }
+        let start =
+            serde_json::json!({"type": "session.start", "event_id": id, "session": session});
+        self.texts.push_back(start.to_string());
+    }
+
+    /// The transport was lost before the session ended: the next one is a new session.
+    pub(crate) fn new_connection(&mut self) {
+        self.flush_turn();
+        self.started = false;
+        self.closed = false;
+        self.open_calls.clear();
+        self.continue_pending = false;
+        self.continuing = false;
+        self.calls_in_response = false;
+        self.texts.clear();
+        self.replacing = true;
     }
 
     pub(crate) fn is_started(&self) -> bool {
@@ -270,6 +314,12 @@ impl LiveSession {
             last: now,
         });
         if turn.text.len() + delta.len() <= MAX_TURN_BYTES {
+            // Fragments carry their own spacing, except where one utterance ends and the next
+            // begins inside the same turn.
+            let sentence_ended = turn.text.ends_with(['.', '!', '?']);
+            if sentence_ended && delta.starts_with(|c: char| c.is_alphanumeric()) {
+                turn.text.push(' ');
+            }
             turn.text.push_str(delta);
         }
         turn.last = now;
@@ -279,6 +329,10 @@ impl LiveSession {
         if let Some(turn) = self.turn.take() {
             let text = turn.text.trim();
             if !text.is_empty() {
+                if self.history.len() >= HISTORY_TURNS {
+                    self.history.pop_front();
+                }
+                self.history.push_back((turn.role, text.to_owned()));
                 self.events.push_back(ModelEvent::Transcript {
                     role: turn.role,
                     text: text.to_owned(),

@@ -366,3 +366,96 @@ fn backend_is_chosen_by_the_called_number() {
             .any(|o| matches!(o, Output::Connect(c) if c.url.contains("/realtime?model=")))
     );
 }
+
+#[test]
+fn webrtc_first_creates_the_session_with_json_then_falls_back_to_the_websocket() {
+    let mut config = live_config();
+    config.transport = crate::TransportChoice::Auto;
+    config.webrtc.local_addrs = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))];
+    let mut h = Harness::new(config);
+    let outputs = h.phone(0, START);
+    let (id, request) = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Http { id, request } => Some((*id, request.clone())),
+            _ => None,
+        })
+        .expect("the session is created over HTTP");
+    assert_eq!(request.url, "https://api.openai.com/v1/live/sessions");
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["transport"]["type"], "webrtc");
+    assert!(
+        body["transport"]["sdp"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=0")
+    );
+    assert_eq!(body["session"]["model"], "gpt-live-1");
+    assert!(
+        body["session"]["audio"].get("format").is_none(),
+        "the media path negotiates the codec"
+    );
+    // OpenAI refuses: the call goes on over the Live WebSocket.
+    h.call.handle_http_response(
+        h.at(100),
+        id,
+        Ok(crate::HttpResponse {
+            status: 403,
+            headers: Vec::new(),
+            body: br#"{"error":{"message":"WebRTC is not enabled"}}"#.to_vec(),
+        }),
+    );
+    let outputs = h.drain();
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::Fallback { from: "live/webrtc", to: "live/websocket", reason } if reason.contains("403")
+    )));
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Connect(c) if c.url.ends_with("/live/sessions")))
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let mut config = CallConfig::new("sk-secret-key-123");
+    config.signalwire = Some(crate::SignalWireRest {
+        space_url: "https://example.signalwire.com".to_owned(),
+        project_id: "p".to_owned(),
+        api_token: "PT-secret-token".to_owned(),
+    });
+    let text = format!("{config:?}");
+    assert!(!text.contains("sk-secret-key-123"), "{text}");
+    assert!(!text.contains("PT-secret-token"), "{text}");
+    assert!(text.contains("<redacted>"));
+}
+
+#[test]
+fn the_last_words_reach_the_record_when_the_caller_hangs_up_mid_turn() {
+    let mut h = Harness::new(live_config());
+    h.started();
+    for (ms, delta) in [(200, "Let me check."), (300, "Your order shipped.")] {
+        h.model(
+            ms,
+            json!({"type":"session.output_transcript.delta","event_id":"e","delta":delta,"start_ms":ms,"end_ms":ms+100}),
+        );
+    }
+    h.phone(
+        500,
+        r#"{"event":"stop","streamSid":"MZ1","stop":{"callSid":"CA1"}}"#,
+    );
+    h.model(
+        600,
+        json!({"type":"session.closed","event_id":"e","reason":"close_requested","session":{"id":"live_1"},"usage":{"seconds":0.6}}),
+    );
+    let transcript = h.events.iter().find_map(|e| match e {
+        Event::Transcript { text, .. } => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        transcript.as_deref(),
+        Some("Let me check. Your order shipped.")
+    );
+    assert!(matches!(h.events.last(), Some(Event::CallEnded { .. })));
+}

@@ -65,6 +65,8 @@ pub(crate) enum ModelEvent {
         attempt: u32,
         after: std::time::Duration,
     },
+    /// The session was replaced before its time cap.
+    Rollover,
     /// The connection closed and the leg cannot go on.
     Closed,
     /// A message was dropped as malformed.

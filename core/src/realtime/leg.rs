@@ -17,8 +17,7 @@ use crate::model::{ModelEvent, ModelOutput, ModelRequest};
 use crate::output::{HttpResponse, TransportFailure};
 use crate::realtime::calls;
 use crate::realtime::session::RealtimeSession;
-use crate::webrtc::media::RtcMedia;
-use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
+use crate::webrtc::transport::{FirstTransport, RtcTransport, RtcTransportEvent};
 
 /// Short names for events and metrics.
 pub(crate) const WEBRTC: &str = "realtime/webrtc";
@@ -34,12 +33,8 @@ enum Transport {
     /// Not started (no `start` yet).
     Idle,
     WebRtc {
-        rtc: Box<RtcLeg>,
-        media: Option<RtcMedia>,
+        rtc: Box<RtcTransport>,
         call_id: Option<String>,
-        /// Waiting for the call-creation answer.
-        creating: bool,
-        channel_open: bool,
     },
     WebSocket {
         media: MediaPath,
@@ -60,20 +55,22 @@ pub(crate) struct RealtimeLeg {
     order: ByteOrder,
     phone: Option<PhoneCodec>,
     transport: Transport,
-    /// When the WebRTC connection must be up, or counts as lost.
-    deadline: Option<Instant>,
-    last_received: Option<Instant>,
     /// The session was ready once: a new connection gets the history.
     was_ready: bool,
     /// WebSocket reconnections tried since the session was last ready.
     reconnects: u32,
     /// When to open the WebSocket again after it dropped.
     reconnect_at: Option<Instant>,
+    /// Replace the WebSocket session after this long.
+    rollover_after: Option<Duration>,
+    /// When the current session is to be replaced, at the next quiet moment after it.
+    rollover_at: Option<Instant>,
+    /// `rollover_at` has passed: waiting for the model to be quiet.
+    rollover_due: bool,
     boundary_seed: u64,
     outputs: VecDeque<ModelOutput>,
     events: VecDeque<ModelEvent>,
     scratch: Vec<u8>,
-    packets: Vec<Vec<u8>>,
 }
 
 impl RealtimeLeg {
@@ -88,16 +85,16 @@ impl RealtimeLeg {
             order: config.l16_byte_order,
             phone: None,
             transport: Transport::Idle,
-            deadline: None,
-            last_received: None,
             was_ready: false,
             reconnects: 0,
             reconnect_at: None,
+            rollover_after: config.limits.session_rollover,
+            rollover_at: None,
+            rollover_due: false,
             boundary_seed: seed,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),
-            packets: Vec::new(),
         }
     }
 
@@ -112,25 +109,20 @@ impl RealtimeLeg {
     pub(crate) fn start(&mut self, now: Instant, phone: PhoneCodec, instructions: String) {
         self.phone = Some(phone);
         self.session.set_instructions(instructions);
-        let webrtc_possible = !self.webrtc.local_addrs.is_empty();
-        match self.choice {
-            TransportChoice::WebSocket => self.start_websocket(),
-            TransportChoice::Auto | TransportChoice::WebRtc if webrtc_possible => {
-                self.start_webrtc(now)
-            }
-            TransportChoice::Auto => self.start_websocket(),
-            TransportChoice::WebRtc => self.fail(now, "no local UDP address for WebRTC".to_owned()),
+        match FirstTransport::of(self.choice, &self.webrtc) {
+            FirstTransport::WebRtc => self.start_webrtc(now),
+            FirstTransport::WebSocket => self.start_websocket(),
+            FirstTransport::Unusable(reason) => self.fail(now, reason),
         }
     }
 
     fn start_webrtc(&mut self, now: Instant) {
-        let mut rtc = match RtcLeg::new(now, &self.webrtc.local_addrs) {
-            Ok(rtc) => rtc,
-            Err(e) => return self.fail(now, e.to_string()),
+        let Some(phone) = self.phone else {
+            return;
         };
-        let offer = match rtc.create_offer(now) {
-            Ok(offer) => offer,
-            Err(e) => return self.fail(now, e.to_string()),
+        let (rtc, offer) = match RtcTransport::start(now, &self.webrtc, phone, self.order) {
+            Ok(started) => started,
+            Err(reason) => return self.fail(now, reason),
         };
         let session = self.session.begin_webrtc();
         let boundary = format!("barbara-{:016x}", self.boundary_seed);
@@ -146,12 +138,8 @@ impl RealtimeLeg {
             .push_back(ModelOutput::Http(ModelRequest::CreateCall, request));
         self.transport = Transport::WebRtc {
             rtc: Box::new(rtc),
-            media: None,
             call_id: None,
-            creating: true,
-            channel_open: false,
         };
-        self.deadline = Some(now + self.webrtc.connect_timeout);
         self.drain_rtc(now);
     }
 
@@ -171,7 +159,6 @@ impl RealtimeLeg {
         let request = self.session.begin_websocket(audio);
         self.outputs.push_back(ModelOutput::Connect(request));
         self.transport = Transport::WebSocket { media, open: false };
-        self.deadline = None;
     }
 
     /// WebRTC did not work: fall back (in `auto`) or give up.
@@ -193,7 +180,6 @@ impl RealtimeLeg {
             }
         }
         self.session.disconnected();
-        self.deadline = None;
         if self.choice == TransportChoice::Auto && (was_webrtc || self.phone.is_some()) {
             self.events.push_back(ModelEvent::Fallback {
                 from: WEBRTC,
@@ -219,41 +205,22 @@ impl RealtimeLeg {
         if request != ModelRequest::CreateCall {
             return;
         }
-        let Transport::WebRtc { creating: true, .. } = &self.transport else {
+        let Transport::WebRtc { rtc, .. } = &self.transport else {
             return;
         };
+        if !rtc.is_creating() {
+            return;
+        }
         let created = match calls::read_created(response) {
             Ok(created) => created,
             Err(reason) => return self.fail(now, reason),
         };
-        let Some(phone) = self.phone else {
+        let Transport::WebRtc { rtc, call_id } = &mut self.transport else {
             return;
         };
-        let order = self.order;
-        let Transport::WebRtc {
-            rtc,
-            media,
-            call_id,
-            creating,
-            ..
-        } = &mut self.transport
-        else {
-            return;
-        };
-        *creating = false;
         *call_id = created.call_id;
-        let prefer = match phone {
-            PhoneCodec::Pcmu => Some(RtpCodec::Pcmu),
-            PhoneCodec::Pcma => Some(RtpCodec::Pcma),
-            PhoneCodec::L16 { .. } => None,
-        };
-        let codec = match rtc.accept_answer(now, &created.answer, prefer) {
-            Ok(codec) => codec,
-            Err(e) => return self.fail(now, e.to_string()),
-        };
-        match RtcMedia::new(phone, order, codec) {
-            Ok(m) => *media = Some(m),
-            Err(e) => return self.fail(now, e.0),
+        if let Err(reason) = rtc.accept_answer(now, &created.answer) {
+            return self.fail(now, reason);
         }
         self.drain_rtc(now);
     }
@@ -268,12 +235,7 @@ impl RealtimeLeg {
         let Transport::WebRtc { rtc, .. } = &mut self.transport else {
             return;
         };
-        if rtc.handle_udp(now, source, destination, contents) {
-            self.last_received = Some(now);
-            if self.session.is_ready() {
-                self.deadline = Some(now + self.webrtc.liveness_timeout);
-            }
-        }
+        rtc.handle_udp(now, source, destination, contents);
         self.drain_rtc(now);
     }
 
@@ -282,25 +244,32 @@ impl RealtimeLeg {
             self.reconnect_at = None;
             self.start_websocket();
         }
-        if let Transport::WebRtc { rtc, .. } = &mut self.transport
-            && rtc.poll_timeout().is_some_and(|t| t <= now)
-        {
+        if let Transport::WebRtc { rtc, .. } = &mut self.transport {
             rtc.handle_timeout(now);
         }
         self.drain_rtc(now);
-        if self.deadline.is_some_and(|d| d <= now) {
-            self.deadline = None;
-            if matches!(self.transport, Transport::WebRtc { .. }) {
-                let reason = if self.session.is_ready() {
-                    format!(
-                        "no packets from OpenAI for {:?}",
-                        self.webrtc.liveness_timeout
-                    )
-                } else {
-                    format!("WebRTC was not up within {:?}", self.webrtc.connect_timeout)
-                };
-                self.fail(now, reason);
-            }
+        self.session.handle_timeout(now);
+        self.flush_session(now);
+        if self.rollover_at.is_some_and(|t| t <= now) {
+            self.rollover_at = None;
+            self.rollover_due = true;
+        }
+        self.maybe_roll_over();
+    }
+
+    /// Replaces an old WebSocket session while the model is quiet: the caller's audio is held
+    /// for the moment it takes, and the new session is given the conversation.
+    fn maybe_roll_over(&mut self) {
+        if !self.rollover_due || !self.session.at_turn_boundary() || !self.session.is_ready() {
+            return;
+        }
+        if let Transport::WebSocket { open: true, .. } = self.transport {
+            self.rollover_due = false;
+            self.outputs.push_back(ModelOutput::Close);
+            self.transport = Transport::Closed;
+            self.session.disconnected();
+            self.events.push_back(ModelEvent::Rollover);
+            self.start_websocket();
         }
     }
 
@@ -309,22 +278,21 @@ impl RealtimeLeg {
             Transport::WebRtc { rtc, .. } => rtc.poll_timeout(),
             Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
         };
-        [rtc, self.deadline, self.reconnect_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            rtc,
+            self.reconnect_at,
+            self.rollover_at,
+            self.session.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the WebRTC connection's output: datagrams out, channel and audio events in.
     fn drain_rtc(&mut self, now: Instant) {
         loop {
-            let Transport::WebRtc {
-                rtc,
-                media,
-                channel_open,
-                ..
-            } = &mut self.transport
-            else {
+            let Transport::WebRtc { rtc, .. } = &mut self.transport else {
                 return;
             };
             while let Some(transmit) = rtc.poll_transmit() {
@@ -334,35 +302,21 @@ impl RealtimeLeg {
                 return;
             };
             match event {
-                RtcEvent::Connected => {}
-                RtcEvent::ChannelOpen => {
-                    *channel_open = true;
+                RtcTransportEvent::ChannelOpen => {
                     self.session.handle_opened(now);
                     self.flush_session(now);
                 }
-                RtcEvent::ChannelText(text) => {
+                RtcTransportEvent::ChannelText(text) => {
                     self.session.handle_text(now, &text);
                     self.flush_session(now);
                 }
-                RtcEvent::Audio {
-                    codec,
-                    payload,
-                    lost_before,
-                } => {
-                    if let Some(media) = media.as_mut() {
-                        self.scratch.clear();
-                        media.decode_model(codec, &payload, lost_before, &mut self.scratch);
-                        if !self.scratch.is_empty() {
-                            self.events.push_back(ModelEvent::Audio {
-                                item_id: "webrtc".to_owned(),
-                                audio: std::mem::take(&mut self.scratch),
-                                paced: true,
-                            });
-                        }
-                    }
-                }
-                RtcEvent::Disconnected => {
-                    self.fail(now, "the WebRTC connection was lost".to_owned());
+                RtcTransportEvent::Audio(audio) => self.events.push_back(ModelEvent::Audio {
+                    item_id: "webrtc".to_owned(),
+                    audio,
+                    paced: true,
+                }),
+                RtcTransportEvent::Failed(reason) => {
+                    self.fail(now, reason);
                     return;
                 }
             }
@@ -374,15 +328,19 @@ impl RealtimeLeg {
         while let Some(event) = self.session.poll_event() {
             match event {
                 ModelEvent::Ready => {
-                    self.deadline = match self.transport {
-                        Transport::WebRtc { .. } => Some(now + self.webrtc.liveness_timeout),
-                        Transport::Idle | Transport::WebSocket { .. } | Transport::Closed => None,
-                    };
+                    if let Transport::WebRtc { rtc, .. } = &mut self.transport {
+                        rtc.session_ready(now);
+                    }
                     if self.was_ready {
                         self.session.replay_history();
                     }
                     self.was_ready = true;
                     self.reconnects = 0;
+                    self.rollover_due = false;
+                    self.rollover_at = match self.transport {
+                        Transport::WebSocket { .. } => self.rollover_after.map(|a| now + a),
+                        Transport::Idle | Transport::WebRtc { .. } | Transport::Closed => None,
+                    };
                     self.events.push_back(ModelEvent::Ready);
                 }
                 ModelEvent::Audio { item_id, audio, .. } => {
@@ -412,17 +370,14 @@ impl RealtimeLeg {
                 | ModelEvent::Error { .. }
                 | ModelEvent::Fallback { .. }
                 | ModelEvent::Reconnecting { .. }
+                | ModelEvent::Rollover
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }
         }
         while let Some(text) = self.session.poll_transmit() {
             match &mut self.transport {
-                Transport::WebRtc { rtc, .. } => {
-                    if let Err(e) = rtc.send_text(now, &text) {
-                        tracing::debug!(error = %e, "data channel refused an event");
-                    }
-                }
+                Transport::WebRtc { rtc, .. } => rtc.send_text(now, &text),
                 Transport::WebSocket { open: true, .. } => {
                     self.outputs.push_back(ModelOutput::Send(text))
                 }
@@ -448,6 +403,7 @@ impl RealtimeLeg {
         if let Transport::WebSocket { open: true, .. } = &self.transport {
             self.session.handle_text(now, text);
             self.flush_session(now);
+            self.maybe_roll_over();
         }
     }
 
@@ -455,6 +411,8 @@ impl RealtimeLeg {
         if let Transport::WebSocket { .. } = self.transport {
             self.transport = Transport::Closed;
             self.session.disconnected();
+            self.rollover_at = None;
+            self.rollover_due = false;
             // A session that worked once is worth a few new tries; one that never came up
             // (a refused key, a wrong URL) is not.
             if self.was_ready && self.reconnects < MAX_RECONNECTS {
@@ -487,21 +445,12 @@ impl RealtimeLeg {
                 self.scratch = audio;
                 self.flush_session(now);
             }
-            Transport::WebRtc {
-                rtc,
-                media: Some(media),
-                ..
-            } => {
-                self.packets.clear();
-                media.encode_caller(payload, &mut self.packets);
-                for packet in &self.packets {
-                    if let Err(e) = rtc.send_audio(now, packet) {
-                        tracing::debug!(error = %e, "RTP write refused");
-                    }
+            Transport::WebRtc { rtc, .. } => {
+                if rtc.send_audio(now, payload) {
+                    self.drain_rtc(now);
                 }
-                self.drain_rtc(now);
             }
-            Transport::WebRtc { media: None, .. } | Transport::Idle | Transport::Closed => {}
+            Transport::Idle | Transport::Closed => {}
         }
         true
     }
@@ -567,8 +516,9 @@ impl RealtimeLeg {
             Transport::Idle | Transport::Closed => {}
         }
         self.session.disconnected();
-        self.deadline = None;
         self.reconnect_at = None;
+        self.rollover_at = None;
+        self.rollover_due = false;
     }
 
     pub(crate) fn poll_output(&mut self) -> Option<ModelOutput> {

@@ -10,7 +10,7 @@
 //!   response's audio is dropped.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::audio::PhoneCodec;
 use crate::config::{CallConfig, ToolSpec, TurnDetection};
@@ -28,6 +28,13 @@ const REMEMBERED_CUT_RESPONSES: usize = 16;
 const REMEMBERED_ITEMS: usize = 16;
 /// Tool call ids remembered to drop duplicates.
 const REMEMBERED_CALL_IDS: usize = 256;
+
+/// A response failed because the account is throttled; the session goes on.
+const RATE_LIMITED: &str = "inference_rate_limit_exceeded";
+/// Throttled responses asked for again before the bridge gives up on that turn.
+const MAX_THROTTLED_RETRIES: u32 = 3;
+/// The first retry's back-off; each next one doubles it.
+const THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Error codes after which the session cannot go on.
 const FATAL_CODES: [&str; 6] = [
@@ -87,6 +94,14 @@ pub(crate) struct RealtimeSession {
     /// WebRTC: the server's output audio buffer is playing.
     output_playing: bool,
     /// The conversation so far, as items a new session can be given.
+    /// The server heard the caller start an utterance and not yet stop.
+    caller_speaking: bool,
+    /// The latest time seen, for back-offs decided inside event handling.
+    now: Option<Instant>,
+    /// Throttled responses retried in a row.
+    throttled: u32,
+    /// A throttled response is asked for again then.
+    retry_at: Option<Instant>,
     history: VecDeque<serde_json::Value>,
 }
 
@@ -122,6 +137,10 @@ impl RealtimeSession {
             items: VecDeque::new(),
             webrtc: false,
             output_playing: false,
+            caller_speaking: false,
+            now: None,
+            throttled: 0,
+            retry_at: None,
             history: VecDeque::new(),
         }
     }
@@ -171,6 +190,8 @@ impl RealtimeSession {
     /// The opening connection knows nothing of the last one's responses or audio.
     fn new_connection(&mut self, webrtc: bool) {
         self.webrtc = webrtc;
+        self.retry_at = None;
+        self.caller_speaking = false;
         self.state = State::Connecting;
         self.active = None;
         self.output_playing = false;
@@ -232,7 +253,8 @@ impl RealtimeSession {
         self.outbox.push_back(event.to_string());
     }
 
-    pub(crate) fn handle_text(&mut self, _now: Instant, text: &str) {
+    pub(crate) fn handle_text(&mut self, now: Instant, text: &str) {
+        self.now = Some(now);
         match events::parse_server_event(text) {
             Ok(event) => self.handle_event(event),
             Err(EventError::UnknownType(_)) => self
@@ -256,6 +278,7 @@ impl RealtimeSession {
                 }
             }
             ServerEvent::SpeechStarted { .. } => {
+                self.caller_speaking = true;
                 self.events.push_back(ModelEvent::CallerSpeechStarted)
             }
             ServerEvent::InputTranscript { transcript, .. } => {
@@ -318,6 +341,19 @@ impl RealtimeSession {
                         output_tokens: usage.output_tokens,
                     });
                 }
+                if status == "completed" {
+                    self.throttled = 0;
+                }
+                if status == "failed"
+                    && error_code.as_deref() == Some(RATE_LIMITED)
+                    && self.throttled < MAX_THROTTLED_RETRIES
+                {
+                    // Throttled, not broken: ask again after a back-off.
+                    let after = THROTTLE_BACKOFF * 2u32.pow(self.throttled);
+                    self.throttled += 1;
+                    self.retry_at = self.now.map(|now| now + after);
+                    self.create_pending = self.responding;
+                }
                 if status == "failed" {
                     let fatal = error_code.as_deref().is_some_and(is_fatal);
                     self.events.push_back(ModelEvent::Error {
@@ -342,8 +378,8 @@ impl RealtimeSession {
             ServerEvent::OutputAudioStopped { .. } | ServerEvent::OutputAudioCleared { .. } => {
                 self.output_playing = false
             }
+            ServerEvent::SpeechStopped { .. } => self.caller_speaking = false,
             ServerEvent::SessionCreated
-            | ServerEvent::SpeechStopped { .. }
             | ServerEvent::Truncated { .. }
             | ServerEvent::Ignored(_) => {}
         }
@@ -469,8 +505,22 @@ impl RealtimeSession {
         }
     }
 
+    /// When a throttled response is asked for again.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            self.flush_response();
+        }
+    }
+
     fn flush_response(&mut self) {
         if self.create_pending
+            && self.retry_at.is_none()
             && self.responding
             && self.active.is_none()
             && self.state == State::Ready
@@ -548,6 +598,12 @@ impl RealtimeSession {
 
     pub(crate) fn is_idle(&self) -> bool {
         self.active.is_none() && !self.create_pending && !self.output_playing
+    }
+
+    /// Between turns: the model is idle and the caller is not mid-utterance (whose audio the
+    /// server holds uncommitted).
+    pub(crate) fn at_turn_boundary(&self) -> bool {
+        self.is_idle() && !self.caller_speaking
     }
 
     /// Whether the session has accepted its configuration.

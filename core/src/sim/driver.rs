@@ -1,4 +1,5 @@
-//! The simulation driver: one `Call`, a fake caller, a fake OpenAI and scripted tools, joined by
+//! The simulation driver: one `Call`, a fake caller, a fake OpenAI (Realtime, its WebRTC peer, or
+//! Live, picked by the URL the call connects to) and scripted tools, joined by
 //! links with latency, all on a virtual clock that always steps to the earliest event.
 //!
 //! After every step it checks the core's invariants and panics with the seed on a breach:
@@ -18,6 +19,7 @@ use crate::output::{
     ToolCallId, ToolResult, TransportFailure,
 };
 use crate::sim::fake_caller::{CallerOutput, CallerReport, CallerScript, FakeCaller};
+use crate::sim::fake_live::{FakeLive, LiveReport, LiveScript};
 use crate::sim::fake_realtime::{FakeRealtime, FakeServerOutput, RealtimeReport, RealtimeScript};
 use crate::sim::fake_webrtc::{FakeRealtimeWebRtc, WebRtcFakeMode, WebRtcReport};
 use crate::sim::net::{NetParams, SimNet};
@@ -56,6 +58,62 @@ pub struct ScriptedTool {
     pub behaviour: ToolBehaviour,
 }
 
+/// A call into the [`Call`] under test, as a probe sees it (see [`Sim::with_probe`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeEvent<'a> {
+    /// The driver is about to call into the call.
+    Enter(ProbeCall<'a>),
+    /// The call returned; `Some` with what `poll_output` gave back.
+    Leave(Option<&'a Output>),
+}
+
+/// Which method of the call the driver enters, with the input it feeds.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeCall<'a> {
+    /// `Call::new`.
+    New,
+    /// `handle_ws_message` on the phone leg.
+    PhoneText(&'a str),
+    /// `handle_ws_message` on the model leg.
+    ModelText(&'a str),
+    /// `handle_udp`.
+    Udp(&'a [u8]),
+    /// `handle_timeout`.
+    Timeout,
+    /// Any other input: a socket opened or closed, an HTTP answer, a tool result.
+    Other,
+    /// `poll_output`.
+    PollOutput,
+    /// `poll_timeout`.
+    PollTimeout,
+}
+
+/// A closure called around every call into the [`Call`]: a benchmark reads its own clock there
+/// (the core and the driver never do). Not called for the invariant checks.
+pub type Probe = Box<dyn FnMut(ProbeEvent<'_>) + Send>;
+
+struct ProbeSlot(Option<Probe>);
+
+impl std::fmt::Debug for ProbeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Probe" } else { "NoProbe" })
+    }
+}
+
+impl ProbeSlot {
+    fn enter(&mut self, call: ProbeCall<'_>) {
+        if let Some(probe) = self.0.as_mut() {
+            probe(ProbeEvent::Enter(call));
+        }
+    }
+
+    fn leave(&mut self, output: Option<&Output>) {
+        if let Some(probe) = self.0.as_mut() {
+            probe(ProbeEvent::Leave(output));
+        }
+    }
+}
+
 /// Everything a simulated call is made of.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -67,6 +125,8 @@ pub struct SimConfig {
     pub caller: CallerScript,
     /// The fake OpenAI's script.
     pub openai: RealtimeScript,
+    /// The fake OpenAI Live server's script (calls on the Live backend).
+    pub live: LiveScript,
     /// Tools the application answers.
     pub tools: Vec<ScriptedTool>,
     /// One-way latency between SignalWire and the bridge.
@@ -106,6 +166,7 @@ impl SimConfig {
             call,
             caller: CallerScript::default(),
             openai: RealtimeScript::default(),
+            live: LiveScript::default(),
             tools: Vec::new(),
             phone_latency: Duration::from_millis(15),
             model_latency: Duration::from_millis(30),
@@ -145,6 +206,13 @@ pub struct Sim {
     caller: FakeCaller,
     openai: FakeRealtime,
     openai_connected: bool,
+    earlier_openai: Vec<RealtimeReport>,
+    earlier_live: Vec<LiveReport>,
+    live: FakeLive,
+    live_connected: bool,
+    /// Which fake the model WebSocket was last opened to.
+    model_peer: ModelPeer,
+    phone_audio_sent_ms: f64,
     openai_rtc: FakeRealtimeWebRtc,
     to_openai: SimNet<Transmit>,
     to_bridge: SimNet<Transmit>,
@@ -159,6 +227,28 @@ pub struct Sim {
     tool_outputs_sent: BTreeMap<String, u32>,
     steps: u64,
     steps_at_now: u64,
+    probe: ProbeSlot,
+}
+
+/// The fake on the other end of the model WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelPeer {
+    /// `…/v1/realtime`.
+    Realtime,
+    /// `…/live/sessions`.
+    Live,
+}
+
+impl ModelPeer {
+    /// The fake a handshake URL reaches: Live for a `/live/sessions` path (whatever the query).
+    fn of_url(url: &str) -> ModelPeer {
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        if path.ends_with("/live/sessions") {
+            ModelPeer::Live
+        } else {
+            ModelPeer::Realtime
+        }
+    }
 }
 
 /// Where scripted tools answer webhooks: `{TOOL_WEBHOOK_BASE}{name}`.
@@ -174,9 +264,26 @@ impl Sim {
     ///
     /// # Panics
     /// When the call configuration is invalid (a test bug).
-    pub fn new(mut config: SimConfig) -> Sim {
+    pub fn new(config: SimConfig) -> Sim {
+        Sim::build(config, ProbeSlot(None))
+    }
+
+    /// Like [`Sim::new`], with `probe` called around every call into the call, `Call::new`
+    /// included.
+    ///
+    /// # Panics
+    /// When the call configuration is invalid (a test bug).
+    pub fn with_probe(config: SimConfig, probe: Probe) -> Sim {
+        Sim::build(config, ProbeSlot(Some(probe)))
+    }
+
+    fn build(mut config: SimConfig, mut probe: ProbeSlot) -> Sim {
         // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
         fastrand::seed(config.seed);
+        // The WebRTC endpoint's Live sessions follow the Live script unless told otherwise.
+        if config.webrtc.live_script.is_none() {
+            config.webrtc.live_script = Some(config.live.clone());
+        }
         if config.call.transport != TransportChoice::WebSocket
             && config.call.webrtc.local_addrs.is_empty()
         {
@@ -187,6 +294,7 @@ impl Sim {
         let base = Instant::now();
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&config.seed.to_le_bytes());
+        probe.enter(ProbeCall::New);
         let call = Call::new(
             config.call.clone(),
             seed,
@@ -194,9 +302,12 @@ impl Sim {
             Duration::from_secs(1_790_000_000),
         )
         .expect("the simulation's call configuration is valid");
+        probe.leave(None);
         let caller = FakeCaller::new(config.caller.clone(), base);
         let mut openai = FakeRealtime::new(config.openai.clone());
         openai.set_origin(base);
+        let mut live = FakeLive::new(config.live.clone());
+        live.set_origin(base);
         let mut openai_rtc =
             FakeRealtimeWebRtc::new(config.openai.clone(), config.webrtc.clone(), openai_udp());
         openai_rtc.set_origin(base);
@@ -215,6 +326,12 @@ impl Sim {
             caller,
             openai,
             openai_connected: false,
+            earlier_openai: Vec::new(),
+            earlier_live: Vec::new(),
+            live,
+            live_connected: false,
+            model_peer: ModelPeer::Realtime,
+            phone_audio_sent_ms: 0.0,
             openai_rtc,
             to_openai,
             to_bridge,
@@ -229,6 +346,7 @@ impl Sim {
             tool_outputs_sent: BTreeMap::new(),
             steps: 0,
             steps_at_now: 0,
+            probe,
         };
         sim.drain_peers();
         sim
@@ -257,9 +375,31 @@ impl Sim {
         self.caller.report()
     }
 
-    /// What the fake OpenAI received and did.
+    /// Reports of earlier Realtime WebSocket connections, when the call reconnected.
+    pub fn earlier_openai(&self) -> &[RealtimeReport] {
+        &self.earlier_openai
+    }
+
+    /// Reports of earlier Live WebSocket connections, when the call reconnected.
+    pub fn earlier_live(&self) -> &[LiveReport] {
+        &self.earlier_live
+    }
+
+    /// What the fake OpenAI received and did (its latest connection).
     pub fn openai(&self) -> &RealtimeReport {
         self.openai.report()
+    }
+
+    /// What the fake OpenAI Live server received and did.
+    pub fn live(&self) -> &LiveReport {
+        self.live.report()
+    }
+
+    /// Milliseconds of audio the call sent the caller in `media` messages so far. Less what
+    /// the caller heard ([`CallerReport::heard`]), it is what waits in the caller's playback
+    /// queue or on the wire.
+    pub fn phone_audio_sent_ms(&self) -> f64 {
+        self.phone_audio_sent_ms
     }
 
     /// What the fake OpenAI WebRTC peer saw and did.
@@ -359,10 +499,18 @@ impl Sim {
         let delivery_at = self.queue.keys().next().map(|(at, _)| *at);
         let up_at = self.to_openai.next_delivery();
         let down_at = self.to_bridge.next_delivery();
-        let call_at = self.call.poll_timeout().map(|t| self.call_to_sim(t));
+        self.probe.enter(ProbeCall::PollTimeout);
+        let call_at = self.call.poll_timeout();
+        self.probe.leave(None);
+        let call_at = call_at.map(|t| self.call_to_sim(t));
         let caller_at = self.caller.poll_timeout();
         let openai_at = if self.openai_connected {
             self.openai.poll_timeout()
+        } else {
+            None
+        };
+        let live_at = if self.live_connected {
+            self.live.poll_timeout()
         } else {
             None
         };
@@ -374,6 +522,7 @@ impl Sim {
             call_at,
             caller_at,
             openai_at,
+            live_at,
             rtc_at,
         ]
         .into_iter()
@@ -394,15 +543,22 @@ impl Sim {
         } else if down_at == Some(next) {
             if let Some(t) = self.to_bridge.poll_delivery(self.now) {
                 let call_now = self.sim_to_call(self.now);
+                self.probe.enter(ProbeCall::Udp(&t.contents));
                 self.call
                     .handle_udp(call_now, t.source, t.destination, &t.contents);
+                self.probe.leave(None);
                 self.drain_call();
             }
         } else if call_at == Some(next) {
             let call_now = self.sim_to_call(self.now);
+            self.probe.enter(ProbeCall::Timeout);
             self.call.handle_timeout(call_now);
+            self.probe.leave(None);
             self.drain_call();
-            if let Some(after) = self.call.poll_timeout() {
+            self.probe.enter(ProbeCall::PollTimeout);
+            let after = self.call.poll_timeout();
+            self.probe.leave(None);
+            if let Some(after) = after {
                 assert!(
                     after > call_now,
                     "seed {}: handle_timeout at {:?} left the {:?} deadline due",
@@ -415,6 +571,8 @@ impl Sim {
             self.caller.handle_timeout(self.now);
         } else if openai_at == Some(next) {
             self.openai.handle_timeout(self.now);
+        } else if live_at == Some(next) {
+            self.live.handle_timeout(self.now);
         } else {
             self.openai_rtc.handle_timeout(self.now);
         }
@@ -473,6 +631,24 @@ impl Sim {
 
     fn deliver(&mut self, delivery: Delivery) {
         let call_now = self.sim_to_call(self.now);
+        // Deliveries to the call fall through to `drain_call`; those to a peer return early.
+        let probed = match &delivery {
+            Delivery::PhoneText(text) => Some(ProbeCall::PhoneText(text)),
+            Delivery::ModelText(text) => Some(ProbeCall::ModelText(text)),
+            Delivery::PhoneClosed
+            | Delivery::ModelOpened
+            | Delivery::ModelClosed
+            | Delivery::ToolResult(..)
+            | Delivery::Http(..) => Some(ProbeCall::Other),
+            Delivery::ToCaller(_)
+            | Delivery::CallerClosed
+            | Delivery::OpenAiConnect(_)
+            | Delivery::ToOpenAi(_)
+            | Delivery::OpenAiClosed => None,
+        };
+        if let Some(call) = probed {
+            self.probe.enter(call);
+        }
         match delivery {
             Delivery::PhoneText(text) => {
                 self.call
@@ -503,12 +679,31 @@ impl Sim {
                 return;
             }
             Delivery::OpenAiConnect(request) => {
-                match self
-                    .openai
-                    .handle_connect(self.now, &request.url, &request.headers)
-                {
+                self.model_peer = ModelPeer::of_url(&request.url);
+                if self.model_peer == ModelPeer::Realtime && self.openai.has_connected() {
+                    // A reconnection: a new session on a new fake, the old one's report kept.
+                    let next = self.openai.successor();
+                    let old = std::mem::replace(&mut self.openai, next);
+                    self.openai_connected = false;
+                    self.earlier_openai.push(old.report().clone());
+                }
+                if self.model_peer == ModelPeer::Live && self.live.has_connected() {
+                    let next = self.live.successor();
+                    let old = std::mem::replace(&mut self.live, next);
+                    self.live_connected = false;
+                    self.earlier_live.push(old.report().clone());
+                }
+                let (url, headers) = (&request.url, &request.headers);
+                let accepted = match self.model_peer {
+                    ModelPeer::Realtime => self.openai.handle_connect(self.now, url, headers),
+                    ModelPeer::Live => self.live.handle_connect(self.now, url, headers),
+                };
+                match accepted {
                     Ok(()) => {
-                        self.openai_connected = true;
+                        match self.model_peer {
+                            ModelPeer::Realtime => self.openai_connected = true,
+                            ModelPeer::Live => self.live_connected = true,
+                        }
                         self.schedule(self.config.connect_latency / 2, Delivery::ModelOpened);
                     }
                     Err(_status) => {
@@ -518,25 +713,43 @@ impl Sim {
                 return;
             }
             Delivery::ToOpenAi(text) => {
-                if self.openai_connected {
-                    self.openai.handle_text(self.now, &text);
+                match self.model_peer {
+                    ModelPeer::Realtime if self.openai_connected => {
+                        self.openai.handle_text(self.now, &text)
+                    }
+                    ModelPeer::Live if self.live_connected => {
+                        self.live.handle_text(self.now, &text)
+                    }
+                    ModelPeer::Realtime | ModelPeer::Live => {}
                 }
                 return;
             }
             Delivery::OpenAiClosed => {
-                if self.openai_connected {
-                    self.openai_connected = false;
-                    self.openai.handle_closed(self.now);
+                match self.model_peer {
+                    ModelPeer::Realtime if self.openai_connected => {
+                        self.openai_connected = false;
+                        self.openai.handle_closed(self.now);
+                    }
+                    ModelPeer::Live if self.live_connected => {
+                        self.live_connected = false;
+                        self.live.handle_closed(self.now);
+                    }
+                    ModelPeer::Realtime | ModelPeer::Live => {}
                 }
                 return;
             }
         }
+        self.probe.leave(None);
         self.drain_call();
     }
 
     fn drain_call(&mut self) {
         let mut count = 0;
-        while let Some(output) = self.call.poll_output() {
+        loop {
+            self.probe.enter(ProbeCall::PollOutput);
+            let output = self.call.poll_output();
+            self.probe.leave(output.as_ref());
+            let Some(output) = output else { break };
             count += 1;
             self.on_output(output);
         }
@@ -562,12 +775,17 @@ impl Sim {
             Output::Send {
                 leg: Leg::Phone,
                 text,
-            } => self.schedule(self.config.phone_latency, Delivery::ToCaller(text)),
+            } => {
+                self.count_phone_audio(&text);
+                self.schedule(self.config.phone_latency, Delivery::ToCaller(text))
+            }
             Output::Send {
                 leg: Leg::Model,
                 text,
             } => {
-                if !text.contains("\"input_audio_buffer.append\"") {
+                if !text.contains("\"input_audio_buffer.append\"")
+                    && !text.contains("\"session.input_audio.append\"")
+                {
                     self.check_model_event(&text);
                     self.model_events_sent.push((at, text.clone()));
                 }
@@ -716,7 +934,9 @@ impl Sim {
                     self.config.seed
                 );
             }
-            Some("conversation.item.create") if value["item"]["type"] == "function_call_output" => {
+            Some("conversation.item.create" | "response.item.create")
+                if value["item"]["type"] == "function_call_output" =>
+            {
                 let id = value["item"]["call_id"]
                     .as_str()
                     .unwrap_or_default()
@@ -828,6 +1048,33 @@ impl Sim {
                 }
             }
         }
+        while let Some(out) = self.live.poll_output() {
+            match out {
+                FakeServerOutput::Text(text) => {
+                    self.schedule(self.config.model_latency, Delivery::ModelText(text))
+                }
+                FakeServerOutput::Close { .. } => {
+                    self.live_connected = false;
+                    self.schedule(self.config.model_latency, Delivery::ModelClosed)
+                }
+            }
+        }
+    }
+
+    /// Adds the audio of a `media` message to the caller to [`Sim::phone_audio_sent_ms`].
+    fn count_phone_audio(&mut self, text: &str) {
+        if !text.contains("\"media\"") {
+            return;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        let Some(payload) = value["media"]["payload"].as_str() else {
+            return;
+        };
+        let bytes = base64_len(payload) as f64;
+        let per_ms = self.config.caller.codec.bytes_per_ms().max(1) as f64;
+        self.phone_audio_sent_ms += bytes / per_ms;
     }
 
     fn schedule(&mut self, after: Duration, delivery: Delivery) {
@@ -839,4 +1086,10 @@ impl Sim {
         self.seq += 1;
         self.queue.insert((at, self.seq), delivery);
     }
+}
+
+/// Decoded length of a base64 string (without decoding it).
+fn base64_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take_while(|&b| b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(padding)
 }

@@ -127,6 +127,10 @@ pub struct RealtimeScript {
     pub inject_errors: Vec<(Duration, String, String)>,
     /// Keep every appended input audio byte in [`RealtimeReport::input_audio`].
     pub record_input_audio: bool,
+    /// This many responses, from the first, fail at once with `response.done` `failed` and
+    /// `inference_rate_limit_exceeded` (a throttled account); the scripted reply is kept for
+    /// the next one.
+    pub rate_limited: u32,
 }
 
 impl Default for RealtimeScript {
@@ -143,6 +147,7 @@ impl Default for RealtimeScript {
             drop_socket_at: None,
             inject_errors: Vec::new(),
             record_input_audio: false,
+            rate_limited: 0,
         }
     }
 }
@@ -545,6 +550,8 @@ pub struct FakeRealtime {
     last_item_id: Option<String>,
     /// `Some` in WebRTC mode.
     webrtc: Option<WebRtcMode>,
+    /// Responses failed as throttled so far.
+    throttled: u32,
 }
 
 impl FakeRealtime {
@@ -552,6 +559,7 @@ impl FakeRealtime {
     pub fn new(script: RealtimeScript) -> Self {
         Self {
             script,
+            throttled: 0,
             report: RealtimeReport::default(),
             out: VecDeque::new(),
             timers: Vec::new(),
@@ -797,6 +805,36 @@ impl FakeRealtime {
     /// Whether this fake serves a WebRTC call ([`new_webrtc`](Self::new_webrtc)).
     pub fn is_webrtc(&self) -> bool {
         self.webrtc.is_some()
+    }
+
+    /// Whether this fake has served its connection (it serves one).
+    pub fn has_connected(&self) -> bool {
+        self.conn != Conn::NotConnected
+    }
+
+    /// The fake for the client's next connection, as the real server would be: a new session
+    /// that goes on with the rest of the script (the replies and caller transcripts not yet
+    /// used). A scripted drop or refusal happens on the first connection only.
+    pub fn successor(&self) -> FakeRealtime {
+        let mut script = self.script.clone();
+        script.responses = script
+            .responses
+            .iter()
+            .skip(self.next_response)
+            .cloned()
+            .collect();
+        script.caller_transcripts = script
+            .caller_transcripts
+            .iter()
+            .skip(self.caller_turns)
+            .cloned()
+            .collect();
+        script.drop_socket_at = None;
+        script.reject_handshake = None;
+        script.rate_limited = script.rate_limited.saturating_sub(self.throttled);
+        let mut next = FakeRealtime::new(script);
+        next.origin = self.origin;
+        next
     }
 
     /// Whether the session is still open (not closed by either side or expired).
@@ -1628,6 +1666,18 @@ impl FakeRealtime {
             output: Vec::new(),
             script,
         };
+        if self.throttled < self.script.rate_limited {
+            self.throttled += 1;
+            self.next_response -= 1;
+            let record = active.record;
+            self.report.responses[record].status = "failed".into();
+            self.report.responses[record].done_at = Some(self.since(now));
+            let details = json!({"type": "failed", "error": {
+                "type": "rate_limit_error", "code": "inference_rate_limit_exceeded",
+                "message": "Rate limit reached for inference."}});
+            self.send_done(active, "failed", details);
+            return;
+        }
         if active.script.audio_ms > 0 {
             let item_id = self.id("item");
             let item = json!({

@@ -2,6 +2,7 @@
 
 pub mod driver;
 pub mod fake_caller;
+pub mod fake_live;
 pub mod fake_realtime;
 pub mod fake_webrtc;
 pub mod net;

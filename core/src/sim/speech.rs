@@ -7,24 +7,60 @@ use std::f32::consts::TAU;
 
 /// Fills `out` with `out.len()` samples of speech-like audio at `rate_hz`, starting at sample
 /// `start` of an endless signal picked by `voice` (0, 1, 2, … give different pitches).
+///
+/// Every component is a whole number of hertz, so the signal repeats each second: one second
+/// is computed once per thread and then copied.
 pub fn speech_like(rate_hz: u32, voice: u32, start: u64, out: &mut [i16]) {
-    let rate = rate_hz as f32;
-    let pitch = 110.0 + 35.0 * (voice % 5) as f32;
-    for (i, sample) in out.iter_mut().enumerate() {
-        let n = start + i as u64;
-        // Keep the phase argument small so f32 stays exact over an hour of audio.
-        let t = (n % (rate_hz as u64 * 60)) as f32 / rate;
-        let mut voiced = 0.0;
-        for harmonic in 1..=6u32 {
-            let h = harmonic as f32;
-            if pitch * h < rate / 2.0 {
-                voiced += (TAU * pitch * h * t).sin() / h;
+    if rate_hz == 0 {
+        out.fill(0);
+        return;
+    }
+    PERIODS.with(|periods| {
+        let mut periods = periods.borrow_mut();
+        let key = (rate_hz, voice % 5);
+        let index = match periods.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                periods.push((key, one_second(rate_hz, voice)));
+                periods.len() - 1
+            }
+        };
+        let period = &periods[index].1;
+        let mut at = (start % u64::from(rate_hz)) as usize;
+        for sample in out.iter_mut() {
+            *sample = period[at];
+            at += 1;
+            if at == period.len() {
+                at = 0;
             }
         }
-        // Four syllables a second; the envelope never reaches zero inside an utterance.
-        let envelope = 0.55 + 0.45 * (TAU * 4.0 * t).sin();
-        *sample = (voiced * envelope * 6000.0) as i16;
-    }
+    });
+}
+
+thread_local! {
+    /// One second of each (rate, voice) signal asked for on this thread.
+    static PERIODS: std::cell::RefCell<Vec<((u32, u32), Vec<i16>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn one_second(rate_hz: u32, voice: u32) -> Vec<i16> {
+    let rate = rate_hz as f32;
+    let pitch = 110.0 + 35.0 * (voice % 5) as f32;
+    (0..rate_hz)
+        .map(|n| {
+            let t = n as f32 / rate;
+            let mut voiced = 0.0;
+            for harmonic in 1..=6u32 {
+                let h = harmonic as f32;
+                if pitch * h < rate / 2.0 {
+                    voiced += (TAU * pitch * h * t).sin() / h;
+                }
+            }
+            // Four syllables a second; the envelope never reaches zero inside an utterance.
+            let envelope = 0.55 + 0.45 * (TAU * 4.0 * t).sin();
+            (voiced * envelope * 6000.0) as i16
+        })
+        .collect()
 }
 
 /// Root-mean-square level of samples, on the i16 scale.

@@ -4,3 +4,4 @@ pub(crate) mod media;
 pub(crate) mod rtc;
 #[cfg(test)]
 mod rtc_tests;
+pub(crate) mod transport;

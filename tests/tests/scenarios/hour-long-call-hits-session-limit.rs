@@ -1,14 +1,15 @@
 use barbara_tests::*;
 
-/// Sixty minutes of conversation on the virtual clock: the fake ends the session at its
-/// 60-minute cap with `session_expired`, which ends the call cleanly.
+/// Sixty minutes of conversation on the virtual clock with the rollover turned off: the fake
+/// ends the session at its 60-minute cap with `session_expired`, which ends the call cleanly.
 #[test]
 fn hour_long_call_hits_session_limit() {
     let utterances = (0..55u64)
         .map(|minute| utterance(secs(30 + minute * 60), secs(4)))
         .collect();
     let replies = (0..55).map(|_| say("Mm-hm, go on.", 3_000)).collect();
-    let config = scenario(16, 2_000, replies, utterances, secs(65 * 60));
+    let mut config = scenario(16, 2_000, replies, utterances, secs(65 * 60));
+    config.call.limits.session_rollover = None;
     let mut sim = Sim::new(config);
     sim.run_to_end(secs(70 * 60));
 

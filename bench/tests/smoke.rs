@@ -1,0 +1,46 @@
+//! The benchmark binary runs end to end with tiny figures: one call per shape, a short
+//! simulated call, a two-call load test. No figure is checked (they are wall-clock times).
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_barbara-bench"))
+        .args(args)
+        .output()
+        .expect("the benchmark binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "barbara-bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn rows(table: &str) -> Vec<&str> {
+    table.lines().filter(|l| l.starts_with("| ")).collect()
+}
+
+#[test]
+fn core_table_has_every_row() {
+    let table = bench(&["--calls", "1", "--seconds", "8", "--sim-seconds", "8"]);
+    let rows = rows(&table);
+    // Setup, 4 rows per call shape (3 shapes), 3 simulation speeds; the header.
+    assert_eq!(rows.len(), 1 + 1 + 12 + 3, "{table}");
+    assert!(!table.contains("broken run"), "{table}");
+}
+
+#[test]
+fn load_test_runs_two_calls() {
+    let table = bench(&[
+        "load",
+        "--calls",
+        "2",
+        "--seconds",
+        "6",
+        "--ramp-seconds",
+        "1",
+    ]);
+    assert!(table.contains("| Calls dropped |"), "{table}");
+    assert!(table.contains("| 0 of 2 (2 completed"), "{table}");
+}

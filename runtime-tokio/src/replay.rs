@@ -1,0 +1,180 @@
+//! `barbara replay FILE`: runs a call record's input log through a fresh `Call` (the same
+//! configuration, seed, start and wall clock) and compares the events it reports with the
+//! recorded ones. Nothing connects anywhere: the outputs other than events are dropped.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use barbara_core::{Call, Input, Output};
+use serde_json::Value;
+
+use crate::record::{event_line, unhex};
+
+/// Why a record written without its audio cannot be replayed.
+const NO_AUDIO: &str = "this call was recorded with BARBARA_RECORD_AUDIO=false: its input log \
+     has no audio, so it cannot be replayed (`barbara show` prints its timeline and transcript)";
+
+/// What a replay found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The call's id, from the record.
+    pub call_sid: String,
+    /// Inputs fed.
+    pub inputs: usize,
+    /// Events recorded (the replay's own, when it matches).
+    pub events: usize,
+    /// The offset of the last input.
+    pub duration: Duration,
+    /// Datagrams were part of the call: its WebRTC peer connection cannot replay exactly.
+    pub webrtc: bool,
+    /// The first event that differs, if any.
+    pub divergence: Option<Divergence>,
+}
+
+/// The first event where the record and the replay disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Divergence {
+    /// Its position among the events (from 0).
+    pub index: usize,
+    /// The recorded event and its line number in the file (from 1), if the record has one.
+    pub recorded: Option<(usize, Value)>,
+    /// The replayed event and the line number of the input that produced it, if any.
+    pub replayed: Option<(usize, Value)>,
+}
+
+impl std::fmt::Display for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(d) = &self.divergence else {
+            return write!(
+                f,
+                "replay of {} matches: {} inputs over {:.3} s gave the {} recorded events",
+                self.call_sid,
+                self.inputs,
+                self.duration.as_secs_f64(),
+                self.events
+            );
+        };
+        writeln!(
+            f,
+            "replay of {} diverges at event {} (of {} recorded):",
+            self.call_sid, d.index, self.events
+        )?;
+        let side = |side: &Option<(usize, Value)>, line: &str| match side {
+            Some((n, event)) => format!("{event}  ({line} {n})"),
+            None => "nothing".to_owned(),
+        };
+        writeln!(f, "  recorded: {}", side(&d.recorded, "line"))?;
+        write!(
+            f,
+            "  replayed: {}",
+            side(&d.replayed, "after the input on line")
+        )?;
+        if self.webrtc {
+            write!(
+                f,
+                "\nnote: this call ran WebRTC. str0m draws its DTLS keys from the operating \
+                 system, and its ICE credentials and media ids from an unseeded generator, so a \
+                 replay makes a different offer and cannot answer the recorded datagrams: \
+                 WebRTC calls are expected to diverge once the peer connection is set up."
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays the record at `path`.
+///
+/// # Errors
+/// An unreadable file, or one that is not a call record with an input log, or whose input log
+/// has no audio.
+pub fn replay_file(path: &Path) -> Result<Replay, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    replay(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Replays a record's text.
+///
+/// # Errors
+/// When it is not a call record with an input log, or its input log has no audio.
+pub fn replay(record: &str) -> Result<Replay, String> {
+    let mut lines = record
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let meta: Value = match lines.next() {
+        Some((_, line)) => serde_json::from_str(line).map_err(|e| format!("line 1: {e}"))?,
+        None => return Err("the file is empty".to_owned()),
+    };
+    if meta["record"] != "call" {
+        return Err("not a call record: its first line is not \"record\":\"call\"".to_owned());
+    }
+    if meta["record_audio"] == false {
+        return Err(NO_AUDIO.to_owned());
+    }
+    let seed: [u8; 32] = meta["seed"]
+        .as_str()
+        .and_then(unhex)
+        .and_then(|s| s.try_into().ok())
+        .ok_or("the record has no seed (recorded before replay was possible?)")?;
+    let unix = Duration::from_nanos(
+        meta["unix_ns"]
+            .as_u64()
+            .ok_or("the record has no unix_ns")?,
+    );
+    let config = crate::snapshot::from_json(&meta["config"])
+        .map_err(|e| format!("the record's configuration: {e}"))?;
+    let start = Instant::now();
+    let mut call = Call::new(config, seed, start, unix)
+        .map_err(|e| format!("the record's configuration is refused: {e}"))?;
+
+    let mut recorded = Vec::new();
+    let mut replayed = Vec::new();
+    let mut inputs = 0;
+    let mut duration = Duration::ZERO;
+    let mut webrtc = false;
+    for (n, line) in lines {
+        let n = n + 1;
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("line {n}: {e}"))?;
+        match value["record"].as_str() {
+            Some("event") => recorded.push((n, value)),
+            Some("input") => {
+                if value["audio_omitted"] == true {
+                    return Err(NO_AUDIO.to_owned());
+                }
+                let input: Input =
+                    serde_json::from_value(value).map_err(|e| format!("line {n}: {e}"))?;
+                inputs += 1;
+                duration = input.at();
+                webrtc |= matches!(input, Input::Udp { .. });
+                input.feed(&mut call, start);
+                let now = start + input.at();
+                while let Some(output) = call.poll_output() {
+                    if let Output::Event(event) = output {
+                        // Through text, as the recorded side went, so that numbers compare equal.
+                        let line = event_line(start, unix, now, &event).to_string();
+                        let event = serde_json::from_str(&line).unwrap_or_default();
+                        replayed.push((n, event));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if inputs == 0 {
+        return Err("the record has no input log".to_owned());
+    }
+    let index = (0..recorded.len().max(replayed.len()))
+        .find(|&i| recorded.get(i).map(|r| &r.1) != replayed.get(i).map(|r| &r.1));
+    Ok(Replay {
+        call_sid: meta["call_sid"].as_str().unwrap_or("?").to_owned(),
+        inputs,
+        events: recorded.len(),
+        duration,
+        webrtc,
+        divergence: index.map(|index| Divergence {
+            index,
+            recorded: recorded.get(index).cloned(),
+            replayed: replayed.get(index).cloned(),
+        }),
+    })
+}
