@@ -74,7 +74,7 @@ impl Setup {
         } else {
             Backend::Live
         };
-        let webrtc = backend == Backend::Realtime && (flags >> 1) & 3 == 0;
+        let webrtc = (flags >> 1) & 3 == 0;
         let transport = if webrtc {
             TransportChoice::Auto
         } else {
@@ -108,6 +108,7 @@ impl Setup {
             config.tools[0].timeout = Duration::from_millis(700);
             config.webrtc.connect_timeout = Duration::from_secs(1);
             config.live.close_timeout = Duration::from_secs(1);
+            limits.session_rollover = Some(Duration::from_secs(20));
         }
         if flags & 0x40 != 0 {
             let other = match backend {

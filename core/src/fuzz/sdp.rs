@@ -29,14 +29,19 @@ const PHONE_CODECS: [PhoneCodec; 5] = [
 
 /// An SDP answer applied to our offer: by `RtcLeg::accept_answer` directly (the preferred
 /// codec chosen by the input's length), then as the body of a `201` to a call's WebRTC call
-/// creation.
+/// creation (Realtime or Live, by the length's parity).
 pub fn sdp_answer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let t0 = super::origin();
     direct(t0, text, data.len());
-    through_a_call(t0, data);
+    let backend = if data.len().is_multiple_of(2) {
+        Backend::Realtime
+    } else {
+        Backend::Live
+    };
+    through_a_call(t0, backend, data);
 }
 
 fn direct(t0: Instant, text: &str, len: usize) {
@@ -101,9 +106,9 @@ fn drive(leg: &mut RtcLeg, mut now: Instant) {
     }
 }
 
-fn through_a_call(t0: Instant, body: &[u8]) {
+fn through_a_call(t0: Instant, backend: Backend, body: &[u8]) {
     fastrand::seed(OFFER_SEED);
-    let config = harness::config(Backend::Realtime, TransportChoice::Auto);
+    let config = harness::config(backend, TransportChoice::Auto);
     let mut call = Call::new(config, [9; 32], t0, Duration::ZERO).expect("the config is valid");
     call.handle_ws_message(
         t0 + Duration::from_millis(1),
@@ -111,7 +116,12 @@ fn through_a_call(t0: Instant, body: &[u8]) {
         crate::call::WsMessage::Text(&harness::start_frame(PhoneCodec::Pcmu, None)),
     );
     let create = harness::drain(&mut call).into_iter().find_map(|o| match o {
-        Output::Http { id, request } if request.url.ends_with("/realtime/calls") => Some(id),
+        Output::Http { id, request }
+            if request.url.ends_with("/realtime/calls")
+                || request.url.ends_with("/live/sessions") =>
+        {
+            Some(id)
+        }
         Output::Http { .. }
         | Output::Send { .. }
         | Output::Close { .. }

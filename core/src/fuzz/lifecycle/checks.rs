@@ -233,6 +233,12 @@ impl Observer {
                         }
                         Request::Webhook(call_id.to_owned())
                     } else if request.url.starts_with(&self.base_url) {
+                        // A WebRTC call creation names the backend, as a WebSocket URL does.
+                        if request.url.ends_with("/live/sessions") {
+                            self.backend = Backend::Live;
+                        } else if request.url.ends_with("/realtime/calls") {
+                            self.backend = Backend::Realtime;
+                        }
                         Request::Model
                     } else {
                         Request::Rest
@@ -394,6 +400,7 @@ impl Observer {
             Event::ModelReady { .. }
             | Event::Fallback { .. }
             | Event::ModelReconnecting { .. }
+            | Event::ModelSessionRollover
             | Event::FirstAudioToCaller
             | Event::BargeIn { .. }
             | Event::Transcript { .. }
