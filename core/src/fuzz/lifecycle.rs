@@ -34,8 +34,19 @@ const MAX_TIMEOUTS_PER_RUN: usize = 5_000;
 /// When the call starts, after the origin: room for the clock to go back before it.
 const CALL_START: Duration = Duration::from_secs(2 * 3600);
 
-/// A call driven by operations decoded from `data`; panics, naming the input and the rule, when
-/// the call breaks one of the core's invariants (see the module docs of `core/src/fuzz.rs`).
+/// A call driven by operations decoded from `data`, applied to a [`Call`] directly.
+///
+/// After every input it checks: at most 2,000 outputs; `handle_timeout` moves the deadline past
+/// `now` (and before the deadline does nothing); nothing sent to the phone after its socket
+/// closed, nothing but a close after `CallEnded` and no output from any later input; the queues
+/// within `Limits`; everything sent is JSON; at most one `function_call_output` per tool call id
+/// on one model session, only for a call that has its output; and a reference model of the
+/// tool-call sequencer (each call handed out once, then exactly one output from its result, its
+/// webhook answer or its deadline, unless the call ended first; later results ignored). Finally
+/// the call is hung up and must end within ten minutes of its timers.
+///
+/// # Panics
+/// On a breach, with a message naming the input and the rule.
 pub fn call_lifecycle(data: &[u8]) {
     let mut b = Bytes::new(data);
     let setup = Setup::read(&mut b);
