@@ -69,6 +69,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm))]
 
 pub mod audio;
+pub mod auth;
 mod call;
 mod config;
 pub mod driver;

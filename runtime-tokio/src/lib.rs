@@ -94,6 +94,10 @@ pub fn serve(settings: Settings, listener: TcpListener) -> std::io::Result<Serve
         let shutdown = async {
             let _ = stopped.await;
         };
+        // Media frames are small and due every 20 ms: Nagle would hold them back.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -37,10 +37,12 @@ pub fn speech_like(rate_hz: u32, voice: u32, start: u64, out: &mut [i16]) {
     });
 }
 
+/// One second of signal, by (rate, voice).
+type Periods = Vec<((u32, u32), Vec<i16>)>;
+
 thread_local! {
-    /// One second of each (rate, voice) signal asked for on this thread.
-    static PERIODS: std::cell::RefCell<Vec<((u32, u32), Vec<i16>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// The signals asked for on this thread.
+    static PERIODS: std::cell::RefCell<Periods> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn one_second(rate_hz: u32, voice: u32) -> Vec<i16> {
