@@ -1,46 +1,36 @@
 //! Fuzz bodies as plain functions (the str0m pattern): `fuzz/fuzz_targets/*.rs` are three-line
-//! wrappers around these, and the ordinary test command replays the committed corpora through
-//! the same functions on stable.
+//! wrappers around these, and the ordinary test command replays the committed corpora (and a
+//! sweep of random call lifecycles) through the same functions on stable.
+//!
+//! Every body takes the fuzzer's bytes and panics, with a message naming the broken rule, only
+//! when the core breaks one of its own rules; bad input is never a failure. Each body reads the
+//! clock once, for an origin: the call sees nothing but offsets from it.
+//!
+//! - [`signalwire_message`]: one text frame from SignalWire, parsed and fed to a started call.
+//! - [`openai_event`]: one text frame from OpenAI, parsed by both backends' parsers and fed to a
+//!   ready call on each backend.
+//! - [`sdp_answer`]: an SDP answer through the WebRTC accept path, directly and through a call.
+//! - [`media_payload`]: phone audio through every codec's conversion, directly and in a call.
+//! - [`rtp_payload`]: RTP payloads through the model-audio decoder into the playout buffer.
+//! - [`call_lifecycle`]: a whole call driven by a sequence of operations decoded from the bytes,
+//!   with the core's invariants and a reference model of the tool-call sequencer checked after
+//!   every input.
 
-use std::time::{Duration, Instant};
+mod bytes;
+mod harness;
+mod lifecycle;
+mod media;
+mod parsers;
+mod sdp;
 
-use crate::call::{Call, WsMessage};
-use crate::config::CallConfig;
-use crate::output::Leg;
+pub use lifecycle::call_lifecycle;
+pub use media::{media_payload, rtp_payload};
+pub use parsers::{openai_event, signalwire_message};
+pub use sdp::sdp_answer;
 
-/// One SignalWire text frame into the parser and into a call that has started.
-pub fn signalwire_message(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let _ = crate::media_stream::messages::parse_inbound(text);
-    let mut call = started_call();
-    let now = call.1 + Duration::from_millis(30);
-    call.0
-        .handle_ws_message(now, Leg::Phone, WsMessage::Text(text));
-    while call.0.poll_output().is_some() {}
-}
-
-/// One OpenAI server event into the parser.
-pub fn openai_event(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = crate::realtime::events::parse_server_event(text);
-    }
-}
-
-fn started_call() -> (Call, Instant) {
+/// The one clock read of a fuzz body: an origin for the instants it gives the call.
+fn origin() -> std::time::Instant {
     // Only an origin: the call sees nothing but offsets from it.
     #[allow(clippy::disallowed_methods)]
-    let start = Instant::now();
-    let mut call = Call::new(CallConfig::new("sk-fuzz"), [0; 32], start, Duration::ZERO)
-        .expect("the default configuration is valid");
-    call.handle_ws_message(
-        start + Duration::from_millis(1),
-        Leg::Phone,
-        WsMessage::Text(
-            r#"{"event":"start","start":{"streamSid":"s","callSid":"c","mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
-        ),
-    );
-    while call.poll_output().is_some() {}
-    (call, start)
+    std::time::Instant::now()
 }
