@@ -656,6 +656,9 @@ impl Call {
     /// A model event while the leg closes after the call ended: only its end matters, and
     /// what the record still wants (the last words, the final bill).
     fn closing_model_event(&mut self, event: ModelEvent) {
+        if self.finished {
+            return;
+        }
         if let Some(entry) = record_entry(&event) {
             self.push_event(entry);
         }
@@ -1075,7 +1078,11 @@ impl Call {
         while let Some(output) = self.model.poll_output() {
             self.model_output(output);
         }
-        if !self.model.is_closing() {
+        if self.model.is_closing() {
+            // `end` may run after `pump` armed the timers (a hang-up decided at its end): the
+            // bounded wait for the leg needs its deadline now.
+            self.set_timer(Timer::Model, self.model.poll_timeout());
+        } else {
             self.finish();
         }
     }
