@@ -294,8 +294,7 @@ mod tests {
 
     #[test]
     fn admission_takes_the_parameter_token_once_and_bound_to_the_call() {
-        #[allow(clippy::disallowed_methods)] // an origin for the test's instants
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let mut tokens = StreamTokens::new(b"secret");
         let token = tokens.mint(1000, "CA1", [3; 9]);
         let connected = r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#;
@@ -339,8 +338,7 @@ mod tests {
 
     #[test]
     fn admission_with_a_bearer_token_checks_the_call_and_gives_up_after_a_few_frames() {
-        #[allow(clippy::disallowed_methods)] // an origin for the test's instants
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let mut tokens = StreamTokens::new(b"secret");
         let mut a = Admission::new(t0, Some("CA1".to_owned()));
         assert!(matches!(

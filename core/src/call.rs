@@ -242,8 +242,8 @@ impl Call {
     pub fn handle_udp(
         &mut self,
         now: Instant,
-        source: std::net::SocketAddr,
-        destination: std::net::SocketAddr,
+        source: core::net::SocketAddr,
+        destination: core::net::SocketAddr,
         contents: &[u8],
     ) {
         let now = self.clamp(now);

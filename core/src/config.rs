@@ -123,7 +123,7 @@ impl TransportChoice {
 pub struct WebRtcConfig {
     /// The call's local UDP addresses, offered as host candidates; datagrams for the call
     /// arrive on them and [`crate::Transmit`]s leave from them. Without any, WebRTC is skipped.
-    pub local_addrs: Vec<std::net::SocketAddr>,
+    pub local_addrs: Vec<core::net::SocketAddr>,
     /// How long ICE, DTLS and the data channel may take before falling back.
     pub connect_timeout: Duration,
     /// How long the connection may go without any packet from OpenAI before it counts as lost.

@@ -14,7 +14,7 @@
 //! }
 //! ```
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::time::Instant;
 
 use crate::call::{Call, WsMessage};
@@ -255,8 +255,7 @@ mod tests {
     use crate::CallConfig;
 
     fn driver() -> (CallDriver, Instant) {
-        #[allow(clippy::disallowed_methods)]
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let call = Call::new(CallConfig::new("sk-test"), [1; 32], t0, Duration::ZERO).unwrap();
         (CallDriver::new(call, t0), t0)
     }

@@ -3,8 +3,8 @@
 //! sweep of random call lifecycles) through the same functions on stable.
 //!
 //! Every body takes the fuzzer's bytes and panics, with a message naming the broken rule, only
-//! when the core breaks one of its own rules; bad input is never a failure. Each body reads the
-//! clock once, for an origin: the call sees nothing but offsets from it.
+//! when the core breaks one of its own rules; bad input is never a failure. Each body takes an
+//! origin from its caller (the wrapper reads the clock): the call sees only offsets from it.
 //!
 //! - [`signalwire_message`]: one text frame from SignalWire, parsed and fed to a started call.
 //! - [`openai_event`]: one text frame from OpenAI, parsed by both backends' parsers and fed to a
@@ -27,10 +27,3 @@ pub use lifecycle::call_lifecycle;
 pub use media::{media_payload, rtp_payload};
 pub use parsers::{openai_event, signalwire_message};
 pub use sdp::sdp_answer;
-
-/// The one clock read of a fuzz body: an origin for the instants it gives the call.
-fn origin() -> std::time::Instant {
-    // Only an origin: the call sees nothing but offsets from it.
-    #[allow(clippy::disallowed_methods)]
-    std::time::Instant::now()
-}

@@ -9,7 +9,7 @@
 //!
 //! Binary data (WebSocket binary frames, UDP datagrams, HTTP bodies) is base64 in JSON.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::call::{Call, WsMessage};
@@ -382,8 +382,7 @@ mod tests {
     }
 
     fn run(inputs: &[Input]) -> Vec<Event> {
-        #[allow(clippy::disallowed_methods)] // an origin for the test's instants
-        let start = Instant::now();
+        let start = crate::tests::origin();
         let mut config = CallConfig::new("sk-test");
         config.transport = TransportChoice::WebSocket;
         let mut call = Call::new(config, [3; 32], start, Duration::from_secs(1_700_000_000))

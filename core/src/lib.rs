@@ -87,6 +87,8 @@ mod prompt;
 pub mod realtime;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(test)]
+mod tests;
 mod timer;
 mod tools;
 mod webrtc;

@@ -58,9 +58,9 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// The local address to send from (one given in [`crate::WebRtcConfig::local_addrs`]).
-    pub source: std::net::SocketAddr,
+    pub source: core::net::SocketAddr,
     /// Where to.
-    pub destination: std::net::SocketAddr,
+    pub destination: core::net::SocketAddr,
     /// The datagram.
     pub contents: Vec<u8>,
 }

@@ -105,9 +105,8 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // an origin for the test's instants
     fn paces_frames_holds_at_most_four_and_restarts_after_running_dry() {
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut playout = Playout::new(160);
         assert!(!playout.push(ms(0), "a", &[1; 160]));

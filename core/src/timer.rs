@@ -82,9 +82,8 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // an origin for the test's instants
     fn next_is_the_earliest_and_expire_clears_only_due_timers() {
-        let base = Instant::now();
+        let base = crate::tests::origin();
         let mut table = TimerTable::default();
         table.set(Timer::DtmfFlush, base + Duration::from_secs(2));
         table.set(Timer::ToolDeadline, base + Duration::from_secs(1));

@@ -1,3 +1,3 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-fuzz_target!(|data: &[u8]| barbara_core::fuzz::call_lifecycle(data));
+fuzz_target!(|data: &[u8]| barbara_core::fuzz::call_lifecycle(std::time::Instant::now(), data));

@@ -2,7 +2,7 @@
 //! stable, so every input that ever mattered to the fuzzer keeps passing.
 use std::path::Path;
 
-fn replay(target: &str, body: fn(&[u8])) {
+fn replay(target: &str, body: fn(std::time::Instant, &[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/corpus")
         .join(target);
@@ -15,7 +15,7 @@ fn replay(target: &str, body: fn(&[u8])) {
     assert!(!paths.is_empty(), "no corpus in {}", dir.display());
     for path in paths {
         let data = std::fs::read(&path).unwrap();
-        if let Err(panic) = std::panic::catch_unwind(|| body(&data)) {
+        if let Err(panic) = std::panic::catch_unwind(|| body(std::time::Instant::now(), &data)) {
             eprintln!("{target}: {} fails", path.display());
             std::panic::resume_unwind(panic);
         }

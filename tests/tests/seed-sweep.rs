@@ -42,7 +42,7 @@ fn env_u64(name: &str) -> Option<u64> {
 fn run(seed: u64) {
     let bytes = case_bytes(seed);
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-        barbara_core::fuzz::call_lifecycle(&bytes)
+        barbara_core::fuzz::call_lifecycle(std::time::Instant::now(), &bytes)
     })) {
         eprintln!(
             "seed-sweep: seed {seed} failed; replay it with BARBARA_SWEEP_SEED={seed} \

@@ -19,12 +19,12 @@ pub(super) const WEBHOOK_TOOL: &str = "hook";
 /// Where the webhook tool lives.
 pub(super) const WEBHOOK_URL: &str = "http://tools.fuzz/hook";
 /// The call's local UDP address when WebRTC is on.
-pub(super) fn local_udp() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))
+pub(super) fn local_udp() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 1], 40_000))
 }
 /// OpenAI's UDP address in the fuzzed calls.
-pub(super) fn openai_udp() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 2], 3_478))
+pub(super) fn openai_udp() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 2], 3_478))
 }
 
 /// A valid configuration on `backend` with one application tool and one webhook tool.

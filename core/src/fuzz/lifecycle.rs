@@ -47,12 +47,12 @@ const CALL_START: Duration = Duration::from_secs(2 * 3600);
 ///
 /// # Panics
 /// On a breach, with a message naming the input and the rule.
-pub fn call_lifecycle(data: &[u8]) {
+pub fn call_lifecycle(origin: std::time::Instant, data: &[u8]) {
     let mut b = Bytes::new(data);
     let setup = Setup::read(&mut b);
     // str0m's non-crypto choices (the offer's mids among them) come from `fastrand`.
     fastrand::seed(super::sdp::OFFER_SEED);
-    let mut driver = Driver::new(super::origin(), setup.config, setup.codec);
+    let mut driver = Driver::new(origin, setup.config, setup.codec);
     driver.prelude(setup.prelude);
     let mut after_end = 0;
     for _ in 0..MAX_OPS {
@@ -376,7 +376,7 @@ impl Driver {
 
     fn datagram(&mut self, b: &mut Bytes<'_>) {
         let source = if b.below(4) == 0 {
-            std::net::SocketAddr::from(([10, 9, 8, b.u8()], 5_000))
+            core::net::SocketAddr::from(([10, 9, 8, b.u8()], 5_000))
         } else {
             harness::openai_udp()
         };

@@ -71,7 +71,7 @@ const ORDERS: [ByteOrder; 2] = [ByteOrder::Little, ByteOrder::Big];
 /// through the pure codecs, the resampler, and the codec's media path to the model formats
 /// (those the backends choose, and others), both ways; then into a call as caller `media` frames
 /// and as the model's audio coming back.
-pub fn media_payload(data: &[u8]) {
+pub fn media_payload(origin: std::time::Instant, data: &[u8]) {
     let choice = data.first().copied().unwrap_or(0);
     let payload = data.get(1..).unwrap_or_default();
     let phone = PHONE_CODECS[usize::from(choice & 7) % PHONE_CODECS.len()];
@@ -80,7 +80,7 @@ pub fn media_payload(data: &[u8]) {
     for model in model_formats(phone, choice) {
         media_path(phone, order, model, payload);
     }
-    in_a_call(choice, phone, order, payload);
+    in_a_call(origin, choice, phone, order, payload);
 }
 
 /// G.711 and L16 on their own.
@@ -233,7 +233,7 @@ fn check_conversion(
 }
 
 /// The payload in a call on the chosen codec: caller media frames, then model audio back.
-fn in_a_call(choice: u8, phone: PhoneCodec, order: ByteOrder, payload: &[u8]) {
+fn in_a_call(origin: Instant, choice: u8, phone: PhoneCodec, order: ByteOrder, payload: &[u8]) {
     let backend = if choice & 0x10 == 0 {
         Backend::Realtime
     } else {
@@ -241,7 +241,7 @@ fn in_a_call(choice: u8, phone: PhoneCodec, order: ByteOrder, payload: &[u8]) {
     };
     let as_text = choice & 0x20 != 0;
     let ready = choice & 0x40 == 0;
-    let t0 = super::origin();
+    let t0 = origin;
     let mut config = harness::config(backend, TransportChoice::WebSocket);
     config.l16_byte_order = order;
     config.limits.held_audio = Duration::from_millis(100);
@@ -306,7 +306,7 @@ fn run_timers(call: &mut Call, until: Instant) {
 /// a little-endian `u16` length and the payload. Each is decoded for the
 /// phone and pushed into the playout buffer, which is drained at 20 ms ticks; the same bytes go
 /// through the caller's encoder.
-pub fn rtp_payload(data: &[u8]) {
+pub fn rtp_payload(origin: std::time::Instant, data: &[u8]) {
     let mut b = Bytes::new(data);
     let choice = b.u8();
     let phone = PHONE_CODECS[usize::from(choice & 7) % PHONE_CODECS.len()];
@@ -318,7 +318,7 @@ pub fn rtp_payload(data: &[u8]) {
     };
     let frame_bytes = phone.frame_bytes();
     let mut playout = Playout::new(frame_bytes);
-    let t0 = super::origin();
+    let t0 = origin;
     let mut now = t0;
     let (mut frames_in, mut frames_out, mut partial) = (0usize, 0usize, 0usize);
     let mut packets = Vec::new();

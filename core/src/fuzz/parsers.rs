@@ -10,12 +10,12 @@ use crate::output::{Leg, Output};
 use super::harness;
 
 /// One SignalWire text frame into the parser and into a call that has started.
-pub fn signalwire_message(data: &[u8]) {
+pub fn signalwire_message(origin: std::time::Instant, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let _ = crate::media_stream::messages::parse_inbound(text);
-    let t0 = super::origin();
+    let t0 = origin;
     let config = harness::config(Backend::Realtime, TransportChoice::WebSocket);
     let mut call = harness::started_call(t0, config, PhoneCodec::Pcmu);
     call.handle_ws_message(
@@ -28,13 +28,13 @@ pub fn signalwire_message(data: &[u8]) {
 
 /// One OpenAI server event into both backends' parsers, then into a ready call on each backend
 /// (Realtime over WebSocket, and Live), twice, followed by the timer it sets.
-pub fn openai_event(data: &[u8]) {
+pub fn openai_event(origin: std::time::Instant, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let _ = crate::realtime::events::parse_server_event(text);
     let _ = crate::live::events::parse_server_event(text);
-    let t0 = super::origin();
+    let t0 = origin;
     for backend in [Backend::Realtime, Backend::Live] {
         let config = harness::config(backend, TransportChoice::WebSocket);
         let mut call = harness::ready_call(t0, config, PhoneCodec::Pcmu);

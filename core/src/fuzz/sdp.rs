@@ -30,11 +30,11 @@ const PHONE_CODECS: [PhoneCodec; 5] = [
 /// An SDP answer applied to our offer: by `RtcLeg::accept_answer` directly (the preferred
 /// codec chosen by the input's length), then as the body of a `201` to a call's WebRTC call
 /// creation (Realtime or Live, by the length's parity).
-pub fn sdp_answer(data: &[u8]) {
+pub fn sdp_answer(origin: std::time::Instant, data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let t0 = super::origin();
+    let t0 = origin;
     direct(t0, text, data.len());
     let backend = if data.len().is_multiple_of(2) {
         Backend::Realtime

@@ -11,8 +11,8 @@
 //!   is not, so SignalWire's queue holds only audio worth hearing.
 //! - Hang-up sends `session.close` and waits, bounded, for `session.closed`.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::audio::{ByteOrder, PhoneCodec, g711};

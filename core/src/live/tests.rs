@@ -371,7 +371,7 @@ fn backend_is_chosen_by_the_called_number() {
 fn webrtc_first_creates_the_session_with_json_then_falls_back_to_the_websocket() {
     let mut config = live_config();
     config.transport = crate::TransportChoice::Auto;
-    config.webrtc.local_addrs = vec![std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))];
+    config.webrtc.local_addrs = vec![core::net::SocketAddr::from(([127, 0, 0, 1], 40_000))];
     let mut h = Harness::new(config);
     let outputs = h.phone(0, START);
     let (id, request) = outputs

@@ -2,7 +2,7 @@
 //! playback, the tool runner, events) is the same whichever OpenAI API and transport carry the
 //! call. Audio crosses the seam in the phone's own codec; each backend converts as it must.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::time::Instant;
 
 use crate::audio::PhoneCodec;

@@ -6,8 +6,8 @@
 //! WebRTC connection is dropped and the WebSocket opened; a mid-call switch gives the new session
 //! the conversation so far. Caller audio is held by the call until the new session is ready.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::audio::{ByteOrder, PhoneCodec};

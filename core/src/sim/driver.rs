@@ -148,12 +148,12 @@ pub struct SimConfig {
     pub partition: Option<(Duration, Option<Duration>)>,
 }
 
-fn bridge_udp() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 40_000))
+fn bridge_udp() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 1], 40_000))
 }
 
-fn openai_udp() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 2], 3_478))
+fn openai_udp() -> core::net::SocketAddr {
+    core::net::SocketAddr::from(([127, 0, 0, 2], 3_478))
 }
 
 impl SimConfig {

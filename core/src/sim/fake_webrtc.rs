@@ -32,8 +32,8 @@
 //! [`poll_transmit`](FakeRealtimeWebRtc::poll_transmit) and reads
 //! [`poll_timeout`](FakeRealtimeWebRtc::poll_timeout).
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;

@@ -107,9 +107,8 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::disallowed_methods)] // an origin for the test's instants
     fn first_of_result_and_deadline_wins_and_the_other_is_ignored() {
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let mut runner = ToolRunner::default();
         runner.start(t0, id("a"), "lookup", Duration::from_secs(10));
         runner.start(t0, id("b"), "lookup", Duration::from_secs(2));

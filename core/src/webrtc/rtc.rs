@@ -9,8 +9,8 @@
 //! str0m's ICE credentials, DTLS keys and SSRCs are random (not seedable), but its non-crypto
 //! choices use `fastrand`, so with `fastrand::seed` the timing of everything here repeats.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};

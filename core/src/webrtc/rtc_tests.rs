@@ -4,8 +4,8 @@
 //! DTLS client), with a host candidate on another loopback address. Datagrams cross two
 //! in-memory queues with a fixed one-way latency.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;

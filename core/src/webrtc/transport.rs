@@ -6,8 +6,8 @@
 //! The Realtime and Live legs differ only in how they create the call over HTTP and what they
 //! say on the channel; both hold one of these.
 
+use core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::audio::{ByteOrder, PhoneCodec};

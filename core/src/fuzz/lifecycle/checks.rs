@@ -74,7 +74,7 @@ pub(super) enum Expect<'a> {
 #[derive(Debug)]
 pub(super) struct Observer {
     limits: Limits,
-    local_addrs: Vec<std::net::SocketAddr>,
+    local_addrs: Vec<core::net::SocketAddr>,
     base_url: String,
     tool_timeouts: BTreeMap<String, Duration>,
     /// The phone codec's bytes per millisecond, once the stream started.

@@ -1,6 +1,6 @@
 //! The fake endpoint driven by an offerer `Rtc` (the bridge's role) on a virtual clock.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
