@@ -95,7 +95,7 @@ fn problem(shape: Shape, sim: &Sim, seconds: u64) -> Option<String> {
     }
     let expected = match shape {
         Shape::WsPcmu | Shape::WsL16 => "realtime/websocket",
-        Shape::WebRtcOpus => "realtime/webrtc",
+        Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => "realtime/webrtc",
         Shape::Live => "live/websocket",
     };
     let ready: Vec<&'static str> = sim

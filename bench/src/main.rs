@@ -26,7 +26,7 @@ use table::{Status, Table};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: barbara-bench [--calls N] [--seconds T] [--sim-seconds S] [--quick]
-                     [--only ws-pcmu|ws-l16|webrtc|sim-ws|sim-webrtc|sim-live] (for profiling)
+                     [--only ws-pcmu|ws-l16|webrtc|webrtc-pcmu|sim-ws|sim-webrtc|sim-live] (for profiling)
        barbara-bench load [--calls N] [--seconds T] [--ramp-seconds R]";
 
 /// Parsed `--name value` flags.
@@ -120,7 +120,12 @@ fn core_table(flags: &Flags) -> ExitCode {
     eprintln!("barbara-bench: clock read pair costs {overhead} ns (subtracted per interval)");
     let mut table = Table::new(calls, seconds, overhead);
     let wanted = |key: &str| flags.only.as_deref().is_none_or(|only| only == key);
-    for shape in [Shape::WsPcmu, Shape::WsL16, Shape::WebRtcOpus] {
+    for shape in [
+        Shape::WsPcmu,
+        Shape::WsL16,
+        Shape::WebRtcOpus,
+        Shape::WebRtcOpusPcmu,
+    ] {
         if !wanted(shape.key()) {
             continue;
         }

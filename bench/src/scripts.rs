@@ -29,6 +29,8 @@ pub(crate) enum Shape {
     WsL16,
     /// Realtime over WebRTC, L16 at 16 kHz phone leg: Opus encoded and decoded.
     WebRtcOpus,
+    /// Realtime over WebRTC, PCMU phone leg, OpenAI answering Opus only: Opus at 8 kHz.
+    WebRtcOpusPcmu,
     /// Live over WebSocket, PCMU phone leg.
     Live,
 }
@@ -40,6 +42,7 @@ impl Shape {
             Shape::WsPcmu => "ws-pcmu",
             Shape::WsL16 => "ws-l16",
             Shape::WebRtcOpus => "webrtc",
+            Shape::WebRtcOpusPcmu => "webrtc-pcmu",
             Shape::Live => "live",
         }
     }
@@ -49,6 +52,7 @@ impl Shape {
             Shape::WsPcmu => "WebSocket, PCMU passthrough",
             Shape::WsL16 => "WebSocket, L16@16k resampled",
             Shape::WebRtcOpus => "WebRTC, Opus transcoding (L16@16k phone)",
+            Shape::WebRtcOpusPcmu => "WebRTC, Opus transcoding (PCMU phone)",
             Shape::Live => "Live (WebSocket), PCMU",
         }
     }
@@ -72,7 +76,7 @@ pub(crate) fn conversation(shape: Shape, seed: u64, seconds: u64) -> SimConfig {
         .collect();
     config.caller = CallerScript {
         codec: match shape {
-            Shape::WsPcmu | Shape::Live => PhoneCodec::Pcmu,
+            Shape::WsPcmu | Shape::Live | Shape::WebRtcOpusPcmu => PhoneCodec::Pcmu,
             Shape::WsL16 | Shape::WebRtcOpus => PhoneCodec::L16 { rate_hz: 16_000 },
         },
         utterances,
@@ -91,10 +95,12 @@ pub(crate) fn conversation(shape: Shape, seed: u64, seconds: u64) -> SimConfig {
             config.live.turns = all;
             config.live.caller_transcripts = transcripts;
         }
-        Shape::WsPcmu | Shape::WsL16 | Shape::WebRtcOpus => {
-            if shape == Shape::WebRtcOpus {
+        Shape::WsPcmu | Shape::WsL16 | Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => {
+            if matches!(shape, Shape::WebRtcOpus | Shape::WebRtcOpusPcmu) {
                 config.call.transport = TransportChoice::WebRtc;
             }
+            // Without G.711 in the answer the PCMU phone leg is transcoded to Opus.
+            config.webrtc.opus_only = shape == Shape::WebRtcOpusPcmu;
             let mut all = vec![say("Hello, this is Barbara. How can I help?", GREETING_MS)];
             all.extend((0..turns).map(|_| say("Mm-hm, go on.", REPLY_MS)));
             config.openai.responses = all;

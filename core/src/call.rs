@@ -698,6 +698,13 @@ impl Call {
                 self.push_event(Event::ModelReconnecting { attempt, after });
             }
             ModelEvent::Rollover => self.push_event(Event::ModelSessionRollover),
+            ModelEvent::UplinkFec {
+                enabled,
+                loss_percent,
+            } => self.push_event(Event::UplinkFec {
+                enabled,
+                loss_percent,
+            }),
             ModelEvent::Closed => {
                 self.model_closed = true;
                 if self.hangup.is_none() {
@@ -1144,6 +1151,7 @@ fn record_entry(event: &ModelEvent) -> Option<Event> {
         | ModelEvent::Fallback { .. }
         | ModelEvent::Reconnecting { .. }
         | ModelEvent::Rollover
+        | ModelEvent::UplinkFec { .. }
         | ModelEvent::Closed
         | ModelEvent::BadMessage { .. } => None,
     }

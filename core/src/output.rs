@@ -288,6 +288,14 @@ pub enum Event {
     /// The Realtime session neared OpenAI's 60-minute cap and was replaced by a new one, given
     /// the conversation, while the model was quiet.
     ModelSessionRollover,
+    /// OpenAI's receiver reports on the caller's audio (WebRTC, Opus) turned forward error
+    /// correction on (any loss) or off (a clean path again); FEC costs CPU and bits.
+    UplinkFec {
+        /// Whether the Opus encoder now adds FEC.
+        enabled: bool,
+        /// The loss in the report that decided it, in percent.
+        loss_percent: u8,
+    },
     /// The first model audio of the call went to the caller.
     FirstAudioToCaller,
     /// The caller spoke over the model: playback cleared, the model told what was heard.

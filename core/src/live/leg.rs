@@ -354,6 +354,13 @@ impl LiveLeg {
                 RtcTransportEvent::ChannelOpen => {}
                 RtcTransportEvent::ChannelText(text) => self.handle_text(now, &text),
                 RtcTransportEvent::Audio(audio) => self.model_audio(now, audio, true),
+                RtcTransportEvent::UplinkFec {
+                    enabled,
+                    loss_percent,
+                } => self.events.push_back(ModelEvent::UplinkFec {
+                    enabled,
+                    loss_percent,
+                }),
                 RtcTransportEvent::Failed(reason) => {
                     if self.closing.is_some() {
                         self.finish_close(now);

@@ -315,6 +315,13 @@ impl RealtimeLeg {
                     audio,
                     paced: true,
                 }),
+                RtcTransportEvent::UplinkFec {
+                    enabled,
+                    loss_percent,
+                } => self.events.push_back(ModelEvent::UplinkFec {
+                    enabled,
+                    loss_percent,
+                }),
                 RtcTransportEvent::Failed(reason) => {
                     self.fail(now, reason);
                     return;
@@ -371,6 +378,7 @@ impl RealtimeLeg {
                 | ModelEvent::Fallback { .. }
                 | ModelEvent::Reconnecting { .. }
                 | ModelEvent::Rollover
+                | ModelEvent::UplinkFec { .. }
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }

@@ -11,6 +11,18 @@ use crate::audio::resample::Resampler;
 use crate::audio::{ByteOrder, PhoneCodec, g711, l16};
 use crate::webrtc::rtc::RtpCodec;
 
+/// Loss-free receiver reports in a row after which FEC is turned off again (with reports
+/// every few seconds, tens of seconds of a clean path).
+const CLEAN_REPORTS_BEFORE_FEC_OFF: u32 = 5;
+
+/// The Opus encoder's FEC was turned on or off after OpenAI's receiver reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FecChange {
+    pub(crate) enabled: bool,
+    /// The loss the last report gave, in percent.
+    pub(crate) loss_percent: u8,
+}
+
 /// The media converters of one WebRTC call.
 #[derive(Debug)]
 pub(crate) struct RtcMedia {
@@ -23,6 +35,8 @@ pub(crate) struct RtcMedia {
     /// G.711 at 8 kHz on an L16 phone leg at another rate.
     up: Option<Resampler>,
     down: Option<Resampler>,
+    /// Loss-free receiver reports since the last lossy one.
+    clean_reports: u32,
     /// Caller bytes not yet a whole 20 ms frame.
     pending: Vec<u8>,
     samples: Vec<i16>,
@@ -60,9 +74,37 @@ impl RtcMedia {
             decoder,
             up,
             down,
+            clean_reports: 0,
             pending: Vec::new(),
             samples: Vec::new(),
             resampled: Vec::new(),
+        })
+    }
+
+    /// A receiver report from OpenAI on our audio: any loss turns the Opus encoder's FEC on
+    /// (tuned for that loss), and [`CLEAN_REPORTS_BEFORE_FEC_OFF`] clean reports in a row turn
+    /// it off again. A clean path never pays for FEC. Returns the change, if any.
+    pub(crate) fn report_loss(&mut self, loss_percent: u8) -> Option<FecChange> {
+        let encoder = self.encoder.as_mut()?;
+        let was_on = encoder.expected_loss() > 0;
+        let want = if loss_percent > 0 {
+            self.clean_reports = 0;
+            loss_percent
+        } else {
+            self.clean_reports = self.clean_reports.saturating_add(1);
+            if was_on && self.clean_reports < CLEAN_REPORTS_BEFORE_FEC_OFF {
+                encoder.expected_loss()
+            } else {
+                0
+            }
+        };
+        if let Err(e) = encoder.set_expected_loss(want) {
+            tracing::debug!(error = %e, "opus refused the loss setting");
+        }
+        let is_on = encoder.expected_loss() > 0;
+        (is_on != was_on).then_some(FecChange {
+            enabled: is_on,
+            loss_percent,
         })
     }
 

@@ -46,6 +46,8 @@ const MAX_ERRORS_PER_DRAIN: u32 = 16;
 const AUDIO_REORDER_PACKETS: usize = 3;
 /// The longest str0m waits for a missing audio packet (its default is 1 s).
 const AUDIO_REORDER_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often str0m sums up the receiver reports on our audio (they come every few seconds).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The audio codec negotiated for RTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,9 @@ pub(crate) enum RtcEvent {
         /// Packets missing right before this one (lost or too late), for concealment.
         lost_before: u32,
     },
+    /// OpenAI's receiver reports on our audio, averaged since the last one: percent lost,
+    /// rounded up (so any loss at all is at least 1).
+    LossReport { percent: u8 },
     /// ICE reports the path lost, or the peer closed.
     ///
     /// Also when the `oai-events` channel closes or str0m shuts itself down. Reported at most
@@ -213,6 +218,7 @@ impl RtcLeg {
             .enable_pcma(true, false)
             .set_reordering_size_audio(AUDIO_REORDER_PACKETS)
             .set_reordering_timeout_audio(Some(AUDIO_REORDER_TIMEOUT))
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         let mut leg = RtcLeg {
             rtc,
@@ -624,6 +630,13 @@ impl RtcLeg {
                 }
             }
             Event::MediaData(media) => self.on_media(media),
+            Event::MediaEgressStats(stats) if Some(stats.mid) == self.audio_mid => {
+                // `loss` is set only when a receiver report came since the last stats.
+                if let Some(loss) = stats.loss.filter(|l| l.is_finite()) {
+                    let percent = (loss.clamp(0.0, 1.0) * 100.0).ceil() as u8;
+                    self.push_event(RtcEvent::LossReport { percent });
+                }
+            }
             _ => {}
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::audio::{ByteOrder, PhoneCodec};
 use crate::config::{TransportChoice, WebRtcConfig};
 use crate::output::Transmit;
-use crate::webrtc::media::RtcMedia;
+use crate::webrtc::media::{FecChange, RtcMedia};
 use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
 
 /// Which transport a model leg tries first.
@@ -49,6 +49,8 @@ pub(crate) enum RtcTransportEvent {
     ChannelText(String),
     /// Model audio, decoded to the phone's codec, at real-time pace.
     Audio(Vec<u8>),
+    /// OpenAI's receiver reports turned our Opus FEC on or off.
+    UplinkFec { enabled: bool, loss_percent: u8 },
     /// The connection cannot go on (reported once); the leg falls back or gives up.
     Failed(String),
 }
@@ -243,6 +245,19 @@ impl RtcTransport {
                     if !self.scratch.is_empty() {
                         self.events
                             .push_back(RtcTransportEvent::Audio(std::mem::take(&mut self.scratch)));
+                    }
+                }
+                RtcEvent::LossReport { percent } => {
+                    let change = self.media.as_mut().and_then(|m| m.report_loss(percent));
+                    if let Some(FecChange {
+                        enabled,
+                        loss_percent,
+                    }) = change
+                    {
+                        self.events.push_back(RtcTransportEvent::UplinkFec {
+                            enabled,
+                            loss_percent,
+                        });
                     }
                 }
                 RtcEvent::Disconnected => self.fail("the WebRTC connection was lost".to_owned()),

@@ -10,6 +10,8 @@ mod dtmf_over_model_speech_interrupts;
 mod ice_never_completes_falls_back_to_websocket;
 #[path = "tool-call-over-data-channel.rs"]
 mod tool_call_over_data_channel;
+#[path = "uplink-loss-turns-fec-on-and-a-clean-path-turns-it-off.rs"]
+mod uplink_loss_turns_fec_on_and_a_clean_path_turns_it_off;
 #[path = "webrtc-5pct-loss-plc.rs"]
 mod webrtc_5pct_loss_plc;
 #[path = "webrtc-call-create-401-falls-back-to-websocket.rs"]

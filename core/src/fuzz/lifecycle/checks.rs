@@ -401,6 +401,7 @@ impl Observer {
             | Event::Fallback { .. }
             | Event::ModelReconnecting { .. }
             | Event::ModelSessionRollover
+            | Event::UplinkFec { .. }
             | Event::FirstAudioToCaller
             | Event::BargeIn { .. }
             | Event::Transcript { .. }

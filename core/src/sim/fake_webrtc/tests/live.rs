@@ -275,7 +275,7 @@ fn live_session_starts_on_the_channel_and_streams_paced_rtp_silence_included() {
     h.run_for(ms(2_000));
     let loud = h.payloads[count..]
         .iter()
-        .filter(|p| p.len() > quiet + 20)
+        .filter(|p| p.len() > quiet + 10)
         .count();
     assert!(
         (45..=52).contains(&loud),
