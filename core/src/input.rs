@@ -141,6 +141,46 @@ impl Input {
         Duration::from_nanos(*at_ns)
     }
 
+    /// It with its audio taken out, or `None` when it carries none: the base64 audio of a
+    /// SignalWire `media` message or an OpenAI `*audio.delta` event blanked, binary frames
+    /// emptied, RTP and RTCP datagrams emptied (DTLS and STUN kept). A text message that
+    /// mentions audio but is not JSON is blanked whole, in case it held some. For call records
+    /// kept without the caller's voice.
+    pub fn without_audio(&self) -> Option<Input> {
+        match self {
+            Input::WsText { at_ns, leg, text } => Some(Input::WsText {
+                at_ns: *at_ns,
+                leg: *leg,
+                text: text_without_audio(*leg, text)?,
+            }),
+            Input::WsBinary { at_ns, leg, data } if !data.is_empty() => Some(Input::WsBinary {
+                at_ns: *at_ns,
+                leg: *leg,
+                data: Vec::new(),
+            }),
+            // RTP and RTCP (RFC 7983: first byte 128-191).
+            Input::Udp {
+                at_ns,
+                source,
+                destination,
+                contents,
+            } if contents.first().is_some_and(|b| (128..=191).contains(b)) => Some(Input::Udp {
+                at_ns: *at_ns,
+                source: *source,
+                destination: *destination,
+                contents: Vec::new(),
+            }),
+            Input::WsBinary { .. }
+            | Input::WsOpened { .. }
+            | Input::WsClosed { .. }
+            | Input::Udp { .. }
+            | Input::HttpResponse { .. }
+            | Input::ToolResult { .. }
+            | Input::Timeout { .. }
+            | Input::HangUp { .. } => None,
+        }
+    }
+
     /// Feeds it to `call` at `start` plus its offset (`start` is the `now` the call was made
     /// with). Drain [`Call::poll_output`] afterwards, as after any input.
     pub fn feed(&self, call: &mut Call, start: Instant) {
@@ -170,6 +210,31 @@ impl Input {
             Input::HangUp { .. } => call.hang_up(now),
         }
     }
+}
+
+/// A text message with its base64 audio blanked, or `None` when it carries none.
+fn text_without_audio(leg: Leg, text: &str) -> Option<String> {
+    if !text.contains("payload") && !text.contains("audio") {
+        return None;
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Some(String::new());
+    };
+    let audio = match leg {
+        Leg::Phone if value["event"] == "media" => {
+            value.get_mut("media").and_then(|m| m.get_mut("payload"))
+        }
+        Leg::Model
+            if value["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("audio.delta")) =>
+        {
+            value.get_mut("delta")
+        }
+        Leg::Phone | Leg::Model => None,
+    }?;
+    *audio = serde_json::Value::String(String::new());
+    Some(value.to_string())
 }
 
 // Serde shapes of the core's own types, kept here so that the types themselves stay free of
@@ -316,6 +381,71 @@ mod tests {
             },
             Input::HangUp { at_ns: 10 },
         ]
+    }
+
+    fn text_input(leg: Leg, text: &str) -> Input {
+        Input::WsText {
+            at_ns: 7,
+            leg,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn audio_is_blanked_and_the_rest_kept() {
+        let media =
+            r#"{"event":"media","streamSid":"MZ1","media":{"track":"inbound","payload":"AAEC"}}"#;
+        let Some(Input::WsText { text: phone, .. }) = text_input(Leg::Phone, media).without_audio()
+        else {
+            panic!("media carries audio");
+        };
+        let phone: serde_json::Value = serde_json::from_str(&phone).expect("valid");
+        assert_eq!(phone["media"]["payload"], "");
+        assert_eq!(phone["streamSid"], "MZ1");
+        for (event, field) in [
+            (
+                r#"{"type":"session.output_audio.delta","delta":"AAEC"}"#,
+                "delta",
+            ),
+            (
+                r#"{"type":"response.output_audio.delta","delta":"AAEC","item_id":"i"}"#,
+                "delta",
+            ),
+        ] {
+            let Some(Input::WsText { text, .. }) = text_input(Leg::Model, event).without_audio()
+            else {
+                panic!("{event} carries audio");
+            };
+            assert!(!text.contains("AAEC"), "{text}");
+            assert!(text.contains(field), "{text}");
+        }
+        for kept in [
+            (Leg::Phone, r#"{"event":"start","start":{"callSid":"CA1"}}"#),
+            (Leg::Phone, r#"{"event":"dtmf","dtmf":{"digit":"1"}}"#),
+            (
+                Leg::Model,
+                r#"{"type":"session.output_transcript.delta","delta":"Hello"}"#,
+            ),
+            (
+                Leg::Model,
+                r#"{"type":"session.closed","reason":"expired"}"#,
+            ),
+        ] {
+            assert_eq!(text_input(kept.0, kept.1).without_audio(), None, "{kept:?}");
+        }
+        let garbage = text_input(Leg::Phone, "not json but a payload");
+        let Some(Input::WsText { text, .. }) = garbage.without_audio() else {
+            panic!("kept");
+        };
+        assert_eq!(text, "");
+        let udp = |first: u8| Input::Udp {
+            at_ns: 1,
+            source: "127.0.0.1:1".parse().expect("valid"),
+            destination: "127.0.0.1:2".parse().expect("valid"),
+            contents: vec![first, 1, 2, 3],
+        };
+        assert!(udp(0x80).without_audio().is_some(), "RTP");
+        assert_eq!(udp(22).without_audio(), None, "DTLS");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use barbara_core::{Backend, Call, CallConfig, Event, Input, Leg};
+use barbara_core::{Backend, Call, CallConfig, Event, Input};
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -106,7 +106,7 @@ impl Record {
         let stripped = if self.audio {
             None
         } else {
-            without_audio(input)
+            input.without_audio()
         };
         let line = Line {
             record: "input",
@@ -184,61 +184,6 @@ fn backend_meta(meta: &mut Value, config: &CallConfig) {
     }
 }
 
-/// `input` with its audio taken out, or `None` when it carries none.
-fn without_audio(input: &Input) -> Option<Input> {
-    match input {
-        Input::WsText { at_ns, leg, text } => Some(Input::WsText {
-            at_ns: *at_ns,
-            leg: *leg,
-            text: text_without_audio(*leg, text)?,
-        }),
-        Input::WsBinary { at_ns, leg, data } if !data.is_empty() => Some(Input::WsBinary {
-            at_ns: *at_ns,
-            leg: *leg,
-            data: Vec::new(),
-        }),
-        // RTP and RTCP (RFC 7983: first byte 128-191); DTLS and STUN stay.
-        Input::Udp {
-            at_ns,
-            source,
-            destination,
-            contents,
-        } if contents.first().is_some_and(|b| (128..=191).contains(b)) => Some(Input::Udp {
-            at_ns: *at_ns,
-            source: *source,
-            destination: *destination,
-            contents: Vec::new(),
-        }),
-        _ => None,
-    }
-}
-
-/// A text message with its base64 audio blanked, or `None` when it carries none. A message that
-/// is not JSON is dropped whole, in case it held audio.
-fn text_without_audio(leg: Leg, text: &str) -> Option<String> {
-    if !text.contains("payload") && !text.contains("audio") {
-        return None;
-    }
-    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
-        return Some(String::new());
-    };
-    let audio = match leg {
-        Leg::Phone if value["event"] == "media" => {
-            value.get_mut("media").and_then(|m| m.get_mut("payload"))
-        }
-        Leg::Model
-            if value["type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("audio.delta")) =>
-        {
-            value.get_mut("delta")
-        }
-        Leg::Phone | Leg::Model => None,
-    }?;
-    *audio = Value::String(String::new());
-    Some(value.to_string())
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -252,73 +197,4 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(leg: Leg, text: &str) -> Input {
-        Input::WsText {
-            at_ns: 7,
-            leg,
-            text: text.to_owned(),
-        }
-    }
-
-    #[test]
-    fn audio_is_blanked_and_the_rest_kept() {
-        let media =
-            r#"{"event":"media","streamSid":"MZ1","media":{"track":"inbound","payload":"AAEC"}}"#;
-        let Some(Input::WsText { text: phone, .. }) = without_audio(&text(Leg::Phone, media))
-        else {
-            panic!("media carries audio");
-        };
-        let phone: Value = serde_json::from_str(&phone).unwrap();
-        assert_eq!(phone["media"]["payload"], "");
-        assert_eq!(phone["streamSid"], "MZ1");
-        for (event, field) in [
-            (
-                r#"{"type":"session.output_audio.delta","delta":"AAEC"}"#,
-                "delta",
-            ),
-            (
-                r#"{"type":"response.output_audio.delta","delta":"AAEC","item_id":"i"}"#,
-                "delta",
-            ),
-        ] {
-            let Some(Input::WsText { text, .. }) = without_audio(&text(Leg::Model, event)) else {
-                panic!("{event} carries audio");
-            };
-            assert!(!text.contains("AAEC"), "{text}");
-            assert!(text.contains(field), "{text}");
-        }
-        for kept in [
-            (Leg::Phone, r#"{"event":"start","start":{"callSid":"CA1"}}"#),
-            (Leg::Phone, r#"{"event":"dtmf","dtmf":{"digit":"1"}}"#),
-            (
-                Leg::Model,
-                r#"{"type":"session.output_transcript.delta","delta":"Hello"}"#,
-            ),
-            (
-                Leg::Model,
-                r#"{"type":"session.closed","reason":"expired"}"#,
-            ),
-        ] {
-            assert_eq!(without_audio(&text(kept.0, kept.1)), None, "{kept:?}");
-        }
-        let garbage = text(Leg::Phone, "not json but a payload");
-        let Some(Input::WsText { text, .. }) = without_audio(&garbage) else {
-            panic!("kept");
-        };
-        assert_eq!(text, "");
-        let udp = |first: u8| Input::Udp {
-            at_ns: 1,
-            source: "127.0.0.1:1".parse().unwrap(),
-            destination: "127.0.0.1:2".parse().unwrap(),
-            contents: vec![first, 1, 2, 3],
-        };
-        assert!(without_audio(&udp(0x80)).is_some(), "RTP");
-        assert_eq!(without_audio(&udp(22)), None, "DTLS");
-    }
 }
