@@ -172,6 +172,17 @@ pub struct ToolResult {
     pub action: ToolAction,
 }
 
+impl ToolResult {
+    /// The answer for a tool nothing handles (no webhook, no in-process handler): an error the
+    /// model can say something about, and no action.
+    pub fn no_handler() -> Self {
+        ToolResult {
+            output: r#"{"error":"no handler"}"#.to_owned(),
+            action: ToolAction::None,
+        }
+    }
+}
+
 /// A call-control action a tool may ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ToolAction {

@@ -18,8 +18,8 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use barbara_core::media_stream::messages::StartInfo;
 use barbara_core::{
-    Action, Call, CallDriver, Event, HttpResponse, Leg, RequestId, ToolAction, ToolCallId,
-    ToolResult, TransportChoice, TransportFailure, WsMessage,
+    Action, Call, CallDriver, Event, HttpResponse, Leg, RequestId, ToolCallId, ToolResult,
+    TransportChoice, TransportFailure, WsMessage,
 };
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_util::StreamExt as _;
@@ -280,11 +280,8 @@ impl CallTask {
             }
             Action::ToolCall(tool) => {
                 // Tools without a webhook have no handler in this server.
-                let result = ToolResult {
-                    output: r#"{"error":"no handler"}"#.to_owned(),
-                    action: ToolAction::None,
-                };
-                self.ready.push_back(Wakeup::Tool(tool.id, result));
+                self.ready
+                    .push_back(Wakeup::Tool(tool.id, ToolResult::no_handler()));
             }
             Action::Transmit(transmit) => {
                 if let Some((udp, _)) = &self.udp

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use barbara_core::{
     Action, Call, CallDriver, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, RequestId,
-    ToolAction, ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
+    ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
 };
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpStream, UdpSocket};
@@ -331,11 +331,8 @@ impl CallTask {
             }
             Action::ToolCall(tool) => {
                 // Tools without a webhook have no handler in this server.
-                let result = ToolResult {
-                    output: r#"{"error":"no handler"}"#.to_owned(),
-                    action: ToolAction::None,
-                };
-                self.ready.push_back(Wakeup::Tool(tool.id, result));
+                self.ready
+                    .push_back(Wakeup::Tool(tool.id, ToolResult::no_handler()));
             }
             Action::Transmit(transmit) => {
                 if let Some(udp) = &self.udp
