@@ -30,6 +30,8 @@ impl ModelAudio {
 enum Conversion {
     /// Same bytes.
     Passthrough,
+    /// Same bytes, whole 16-bit samples only: an odd byte would shift every later sample.
+    PassthroughL16,
     /// L16 in the other byte order.
     Swap,
     /// Decode L16, resample, encode L16.
@@ -67,7 +69,7 @@ impl MediaPath {
                 if rate_hz == model_hz =>
             {
                 match order {
-                    ByteOrder::Little => (Conversion::Passthrough, Conversion::Passthrough),
+                    ByteOrder::Little => (Conversion::PassthroughL16, Conversion::PassthroughL16),
                     ByteOrder::Big => (Conversion::Swap, Conversion::Swap),
                 }
             }
@@ -152,6 +154,13 @@ fn convert(
             out.extend_from_slice(input);
             Ok(())
         }
+        Conversion::PassthroughL16 => {
+            if !input.len().is_multiple_of(2) {
+                return Err(l16::OddLength);
+            }
+            out.extend_from_slice(input);
+            Ok(())
+        }
         Conversion::Swap => {
             if !input.len().is_multiple_of(2) {
                 return Err(l16::OddLength);
@@ -173,5 +182,44 @@ fn convert(
             l16::encode(resampled, *to_order, out);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_length_l16_is_refused_in_either_byte_order_and_g711_is_not() {
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            for rate_hz in [16_000, 24_000] {
+                let phone = PhoneCodec::L16 { rate_hz };
+                let model = ModelAudio::Pcm { rate_hz };
+                let mut path = MediaPath::new(phone, order, model).expect("bridgeable");
+                let mut out = Vec::new();
+                assert_eq!(
+                    path.convert_to_phone(&[1, 2, 3], &mut out),
+                    Err(l16::OddLength)
+                );
+                assert_eq!(
+                    path.convert_to_model(&[1, 2, 3], &mut out),
+                    Err(l16::OddLength)
+                );
+                assert!(out.is_empty(), "{order:?} {rate_hz}: {out:?}");
+                path.convert_to_phone(&[1, 2, 3, 4], &mut out)
+                    .expect("even");
+                let want: &[u8] = match order {
+                    ByteOrder::Little => &[1, 2, 3, 4],
+                    ByteOrder::Big => &[2, 1, 4, 3],
+                };
+                assert_eq!(out, want, "{order:?} {rate_hz}");
+            }
+        }
+        let mut path =
+            MediaPath::new(PhoneCodec::Pcmu, ByteOrder::Little, ModelAudio::Pcmu).expect("same");
+        let mut out = Vec::new();
+        path.convert_to_phone(&[1, 2, 3], &mut out)
+            .expect("any length");
+        assert_eq!(out, [1, 2, 3]);
     }
 }

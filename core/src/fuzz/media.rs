@@ -209,6 +209,11 @@ fn check_conversion(
     ok: bool,
 ) {
     let odd = payload.len() % 2 == 1;
+    assert!(
+        !(l16 && odd && ok),
+        "{phone:?} {order:?} took {} bytes: half a sample",
+        payload.len()
+    );
     if !ok {
         assert!(
             l16 && odd,
