@@ -23,6 +23,8 @@ const REMEMBERED_CALL_IDS: usize = 256;
 const MAX_TURN_BYTES: usize = 16 * 1024;
 /// Turns a new session is given after a transport change (the API takes at most 128).
 const HISTORY_TURNS: usize = 32;
+/// Marks a line in a new session's history that the lost connection cut off mid-sentence.
+const CUT_OFF: &str = "[cut off: the connection dropped]";
 /// Longest turn given to a new session, in characters.
 const HISTORY_TURN_CHARS: usize = 1000;
 
@@ -65,8 +67,9 @@ pub(crate) struct LiveSession {
     /// The backend response now streaming has handed out calls.
     calls_in_response: bool,
     turn: Option<Turn>,
-    /// Finished turns, for a new session after a transport change.
-    history: VecDeque<(Role, String)>,
+    /// Finished turns, for a new session after a transport change: who, what, and whether the
+    /// lost connection cut it off mid-sentence.
+    history: VecDeque<(Role, String, bool)>,
     /// The next `session.start` replaces a session that was lost: give it the history.
     replacing: bool,
     texts: VecDeque<String>,
@@ -143,8 +146,12 @@ impl LiveSession {
             let input: Vec<serde_json::Value> = self
                 .history
                 .iter()
-                .map(|(role, text)| {
-                    let text: String = text.chars().take(HISTORY_TURN_CHARS).collect();
+                .map(|(role, text, cut)| {
+                    let mut text: String = text.chars().take(HISTORY_TURN_CHARS).collect();
+                    if *cut {
+                        text.push(' ');
+                        text.push_str(CUT_OFF);
+                    }
                     match role {
                         Role::Caller => serde_json::json!({"type": "message", "role": "user",
                             "content": [{"type": "input_text", "text": text}]}),
@@ -164,7 +171,7 @@ impl LiveSession {
 
     /// The transport was lost before the session ended: the next one is a new session.
     pub(crate) fn new_connection(&mut self) {
-        self.flush_turn();
+        self.flush_turn(true);
         self.started = false;
         self.closed = false;
         self.open_calls.clear();
@@ -248,7 +255,7 @@ impl LiveSession {
                 }
             }
             ServerEvent::Closed { reason, seconds } => {
-                self.flush_turn();
+                self.flush_turn(false);
                 self.closed = true;
                 self.open_calls.clear();
                 self.events.push_back(ModelEvent::SessionClosed {
@@ -306,7 +313,7 @@ impl LiveSession {
 
     fn fragment(&mut self, now: Instant, role: Role, delta: &str) {
         if self.turn.as_ref().is_some_and(|t| t.role != role) {
-            self.flush_turn();
+            self.flush_turn(false);
         }
         let turn = self.turn.get_or_insert_with(|| Turn {
             role,
@@ -325,14 +332,18 @@ impl LiveSession {
         turn.last = now;
     }
 
-    fn flush_turn(&mut self) {
+    /// Ends the open turn. `lost`: the connection died during it, so a line that stops
+    /// mid-sentence was cut off, and the next session is told so rather than handed it as if
+    /// it were whole.
+    fn flush_turn(&mut self, lost: bool) {
         if let Some(turn) = self.turn.take() {
             let text = turn.text.trim();
             if !text.is_empty() {
                 if self.history.len() >= HISTORY_TURNS {
                     self.history.pop_front();
                 }
-                self.history.push_back((turn.role, text.to_owned()));
+                let cut = lost && !text.ends_with(['.', '!', '?']);
+                self.history.push_back((turn.role, text.to_owned(), cut));
                 self.events.push_back(ModelEvent::Transcript {
                     role: turn.role,
                     text: text.to_owned(),
@@ -347,13 +358,13 @@ impl LiveSession {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.turn.as_ref().is_some_and(|t| now >= t.last + TURN_GAP) {
-            self.flush_turn();
+            self.flush_turn(false);
         }
     }
 
     /// Ends the last transcript turn (the call is ending).
     pub(crate) fn finish(&mut self) {
-        self.flush_turn();
+        self.flush_turn(false);
     }
 
     pub(crate) fn poll_text(&mut self) -> Option<String> {

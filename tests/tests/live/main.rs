@@ -13,6 +13,8 @@ mod live_greeting_then_reply;
 mod live_hangup_waits_for_session_closed;
 #[path = "live-input-never-pauses.rs"]
 mod live_input_never_pauses;
+#[path = "live-line-cut-by-a-dropped-socket-is-marked-cut-off.rs"]
+mod live_line_cut_by_a_dropped_socket_is_marked_cut_off;
 #[path = "live-pcmu-passthrough.rs"]
 mod live_pcmu_passthrough;
 #[path = "live-refused-key-ends-call.rs"]
