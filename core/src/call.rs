@@ -698,12 +698,9 @@ impl Call {
                 self.push_event(Event::ModelReconnecting { attempt, after });
             }
             ModelEvent::Rollover => self.push_event(Event::ModelSessionRollover),
-            ModelEvent::UplinkFec {
-                enabled,
-                loss_percent,
-            } => self.push_event(Event::UplinkFec {
-                enabled,
-                loss_percent,
+            ModelEvent::UplinkFec(change) => self.push_event(Event::UplinkFec {
+                enabled: change.enabled,
+                loss_percent: change.loss_percent,
             }),
             ModelEvent::Closed => {
                 self.model_closed = true;
@@ -1151,7 +1148,7 @@ fn record_entry(event: &ModelEvent) -> Option<Event> {
         | ModelEvent::Fallback { .. }
         | ModelEvent::Reconnecting { .. }
         | ModelEvent::Rollover
-        | ModelEvent::UplinkFec { .. }
+        | ModelEvent::UplinkFec(_)
         | ModelEvent::Closed
         | ModelEvent::BadMessage { .. } => None,
     }

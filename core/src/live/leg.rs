@@ -354,13 +354,9 @@ impl LiveLeg {
                 RtcTransportEvent::ChannelOpen => {}
                 RtcTransportEvent::ChannelText(text) => self.handle_text(now, &text),
                 RtcTransportEvent::Audio(audio) => self.model_audio(now, audio, true),
-                RtcTransportEvent::UplinkFec {
-                    enabled,
-                    loss_percent,
-                } => self.events.push_back(ModelEvent::UplinkFec {
-                    enabled,
-                    loss_percent,
-                }),
+                RtcTransportEvent::UplinkFec(change) => {
+                    self.events.push_back(ModelEvent::UplinkFec(change));
+                }
                 RtcTransportEvent::Failed(reason) => {
                     if self.closing.is_some() {
                         self.finish_close(now);

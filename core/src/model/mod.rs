@@ -68,7 +68,7 @@ pub(crate) enum ModelEvent {
     /// The session was replaced before its time cap.
     Rollover,
     /// OpenAI's receiver reports turned the FEC of our Opus audio on or off (WebRTC).
-    UplinkFec { enabled: bool, loss_percent: u8 },
+    UplinkFec(crate::webrtc::media::FecChange),
     /// The connection closed and the leg cannot go on.
     Closed,
     /// A message was dropped as malformed.

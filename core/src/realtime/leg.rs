@@ -315,13 +315,9 @@ impl RealtimeLeg {
                     audio,
                     paced: true,
                 }),
-                RtcTransportEvent::UplinkFec {
-                    enabled,
-                    loss_percent,
-                } => self.events.push_back(ModelEvent::UplinkFec {
-                    enabled,
-                    loss_percent,
-                }),
+                RtcTransportEvent::UplinkFec(change) => {
+                    self.events.push_back(ModelEvent::UplinkFec(change));
+                }
                 RtcTransportEvent::Failed(reason) => {
                     self.fail(now, reason);
                     return;
@@ -378,7 +374,7 @@ impl RealtimeLeg {
                 | ModelEvent::Fallback { .. }
                 | ModelEvent::Reconnecting { .. }
                 | ModelEvent::Rollover
-                | ModelEvent::UplinkFec { .. }
+                | ModelEvent::UplinkFec(_)
                 | ModelEvent::Closed
                 | ModelEvent::BadMessage { .. }) => self.events.push_back(other),
             }

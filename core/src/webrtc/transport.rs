@@ -50,7 +50,7 @@ pub(crate) enum RtcTransportEvent {
     /// Model audio, decoded to the phone's codec, at real-time pace.
     Audio(Vec<u8>),
     /// OpenAI's receiver reports turned our Opus FEC on or off.
-    UplinkFec { enabled: bool, loss_percent: u8 },
+    UplinkFec(FecChange),
     /// The connection cannot go on (reported once); the leg falls back or gives up.
     Failed(String),
 }
@@ -248,16 +248,8 @@ impl RtcTransport {
                     }
                 }
                 RtcEvent::LossReport { percent } => {
-                    let change = self.media.as_mut().and_then(|m| m.report_loss(percent));
-                    if let Some(FecChange {
-                        enabled,
-                        loss_percent,
-                    }) = change
-                    {
-                        self.events.push_back(RtcTransportEvent::UplinkFec {
-                            enabled,
-                            loss_percent,
-                        });
+                    if let Some(change) = self.media.as_mut().and_then(|m| m.report_loss(percent)) {
+                        self.events.push_back(RtcTransportEvent::UplinkFec(change));
                     }
                 }
                 RtcEvent::Disconnected => self.fail("the WebRTC connection was lost".to_owned()),
