@@ -231,3 +231,53 @@ fn samples_to_phone(phone: PhoneCodec, order: ByteOrder, samples: &[i16], out: &
         PhoneCodec::L16 { .. } => l16::encode(samples, order, out),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opus_media() -> RtcMedia {
+        RtcMedia::new(PhoneCodec::Pcmu, ByteOrder::Little, RtpCodec::Opus).expect("media")
+    }
+
+    fn change(enabled: bool, loss_percent: u8) -> Option<FecChange> {
+        Some(FecChange {
+            enabled,
+            loss_percent,
+        })
+    }
+
+    #[test]
+    fn fec_turns_on_at_the_first_lossy_report_and_off_after_five_clean_ones() {
+        let mut media = opus_media();
+        assert_eq!(
+            media.report_loss(0),
+            None,
+            "clean from the start: stays lean"
+        );
+        assert_eq!(media.report_loss(3), change(true, 3));
+        assert_eq!(
+            media.report_loss(12),
+            None,
+            "already on: retuned, not reported"
+        );
+        for _ in 0..CLEAN_REPORTS_BEFORE_FEC_OFF - 1 {
+            assert_eq!(media.report_loss(0), None);
+        }
+        // A lossy report in between starts the count again.
+        assert_eq!(media.report_loss(1), None);
+        for _ in 0..CLEAN_REPORTS_BEFORE_FEC_OFF - 1 {
+            assert_eq!(media.report_loss(0), None);
+        }
+        assert_eq!(media.report_loss(0), change(false, 0));
+        assert_eq!(media.report_loss(0), None);
+    }
+
+    #[test]
+    fn g711_sending_has_no_fec_to_switch() {
+        let mut media =
+            RtcMedia::new(PhoneCodec::Pcmu, ByteOrder::Little, RtpCodec::Pcmu).expect("media");
+        assert_eq!(media.report_loss(50), None);
+        assert_eq!(media.report_loss(0), None);
+    }
+}
