@@ -26,7 +26,7 @@ use table::{Status, Table};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: barbara-bench [--calls N] [--seconds T] [--sim-seconds S] [--quick]
-                     [--only ws-pcmu|ws-l16|webrtc|webrtc-pcmu|sim-ws|sim-webrtc|sim-live] (for profiling)
+                     [--only ws-pcmu|ws-l16|webrtc|webrtc-pcmu|sim-ws|sim-webrtc|sim-webrtc-pcmu|sim-live] (for profiling)
        barbara-bench load [--calls N] [--seconds T] [--ramp-seconds R]";
 
 /// Parsed `--name value` flags.
@@ -142,8 +142,13 @@ fn core_table(flags: &Flags) -> ExitCode {
         }
         table.core(&figures);
     }
-    for shape in [Shape::WsPcmu, Shape::WebRtcOpus, Shape::Live] {
-        if !wanted(&format!("sim-{}", shape.key().trim_end_matches("-pcmu"))) {
+    for shape in [
+        Shape::WsPcmu,
+        Shape::WebRtcOpus,
+        Shape::WebRtcOpusPcmu,
+        Shape::Live,
+    ] {
+        if !wanted(shape.sim_key()) {
             continue;
         }
         eprintln!(

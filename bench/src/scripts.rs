@@ -47,6 +47,17 @@ impl Shape {
         }
     }
 
+    /// The name `--only` picks its simulation-speed run by.
+    pub(crate) fn sim_key(self) -> &'static str {
+        match self {
+            Shape::WsPcmu => "sim-ws",
+            Shape::WsL16 => "sim-ws-l16",
+            Shape::WebRtcOpus => "sim-webrtc",
+            Shape::WebRtcOpusPcmu => "sim-webrtc-pcmu",
+            Shape::Live => "sim-live",
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Shape::WsPcmu => "WebSocket, PCMU passthrough",
