@@ -129,6 +129,7 @@ pub(crate) async fn run(
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         record,
         gauge,
+        arrived: None,
     };
     if *task.hang_up.borrow_and_update() {
         task.ready.push_back(Wakeup::HangUp);
@@ -152,17 +153,24 @@ struct CallTask {
     hang_up: tokio::sync::watch::Receiver<bool>,
     record: Record,
     gauge: CallGauge,
+    /// The leg the input being handled was read from, and when: what the core sends to the
+    /// other leg in answer counts in the bridge latency. `None` for other inputs.
+    arrived: Option<(Leg, Instant)>,
 }
 
 impl CallTask {
     async fn run(mut self) {
         let mut budget = 0;
         while !self.driver.is_over() {
-            let input = match self.ready.pop_front() {
-                Some(input) => input,
-                None => self.next_input().await,
+            let (input, read) = match self.ready.pop_front() {
+                Some(input) => (input, false),
+                None => (self.next_input().await, true),
             };
             let now = Instant::now();
+            self.arrived = match &input {
+                Wakeup::Text(leg, _) | Wakeup::Binary(leg, _) if read => Some((*leg, now)),
+                _ => None,
+            };
             self.feed(now, input);
             while let Some(action) = self.driver.poll_action() {
                 self.execute(now, action).await;
@@ -274,7 +282,9 @@ impl CallTask {
                 if phone.send(Message::Text(text.into())).await.is_err() {
                     self.phone = None;
                     self.ready.push_back(Wakeup::Closed(Leg::Phone));
+                    return;
                 }
+                self.sent(Leg::Phone);
             }
             Action::Send {
                 leg: Leg::Model,
@@ -286,7 +296,9 @@ impl CallTask {
                 if model.send(tungstenite::Message::text(text)).await.is_err() {
                     self.model = ModelLeg::None;
                     self.ready.push_back(Wakeup::Closed(Leg::Model));
+                    return;
                 }
+                self.sent(Leg::Model);
             }
             Action::Close { leg: Leg::Phone } => {
                 if let Some(mut phone) = self.phone.take() {
@@ -345,6 +357,17 @@ impl CallTask {
                 }
             }
             Action::Event(event) => self.observe(now, &event),
+        }
+    }
+
+    /// A message has been written to `to`'s socket: when it answers one read off the other
+    /// leg, the time between counts as bridge latency.
+    fn sent(&self, to: Leg) {
+        if let Some((from, at)) = self.arrived
+            && from != to
+        {
+            let histogram = self.app.metrics.bridge_latency(to);
+            histogram.record(at.elapsed());
         }
     }
 
