@@ -31,9 +31,9 @@ const METRICS: &[&str] = &[
 /// Upper bounds of the bridge latency buckets, µs: fine around the 0.5 ms target (issue 8) so
 /// that whether p99 meets it is read exactly, coarse far from it.
 const LATENCY_BOUNDS_US: [u64; 40] = [
-    10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500,
-    600, 700, 800, 900, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000,
-    20_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500, 600,
+    700, 800, 900, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000, 20_000,
+    50_000, 100_000, 250_000, 500_000, 1_000_000,
 ];
 /// One bucket per bound, and the last for everything above.
 const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
@@ -354,7 +354,10 @@ impl Metrics {
             }
             let sum = snapshot.sum().as_secs_f64();
             let _ = writeln!(out, "{name}_sum{{direction=\"{direction}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{direction=\"{direction}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_count{{direction=\"{direction}\"}} {cumulative}"
+            );
         }
     }
 }
