@@ -29,6 +29,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use barbara_tokio::metrics::LatencySnapshot;
 
@@ -47,6 +48,13 @@ const STAMP_LEN: usize = 16;
 const FRAME: usize = 160;
 /// A frame later than this is late.
 const LATE_US: u64 = 20_000;
+
+/// The fakes' WebSocket settings: reads of 8 KiB, as the server's. tungstenite zeroes a whole
+/// read's worth of buffer before each read; at its default (128 KiB) that memset is most of
+/// a fake's work per message, and its lag would count in the end-to-end figures.
+fn peer_websocket() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
 
 // ---------------------------------------------------------------------------------------------
 // The parent: the server.
@@ -387,7 +395,13 @@ fn load_table(
             }
             _ => "no samples".to_owned(),
         };
-        table.push(figure, case, text, "— (the server rows are judged)", Status::Info);
+        table.push(
+            figure,
+            case,
+            text,
+            "— (the server rows are judged)",
+            Status::Info,
+        );
     }
     let dropped = number("dropped");
     let completed = number("completed");
@@ -628,7 +642,9 @@ async fn serve_openai(stream: TcpStream, script: RealtimeScript, shared: Shared,
         refused = fake.handle_connect(Instant::now(), &url, &headers).is_err();
         Ok(response)
     };
-    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, handshake).await else {
+    let accepted =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, handshake, Some(peer_websocket()));
+    let Ok(mut socket) = accepted.await else {
         return;
     };
     if refused {
@@ -713,10 +729,10 @@ async fn caller(
         }
     }
     let url = format!("ws://127.0.0.1:{port}/media-stream");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .map_err(|e| format!("cannot open the media stream: {e}"))?;
-    let _ = socket.get_ref().get_ref().set_nodelay(true);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(peer_websocket()), true)
+            .await
+            .map_err(|e| format!("cannot open the media stream: {e}"))?;
     let mut fake = FakeCaller::new(script, Instant::now());
     let end = tokio::time::Instant::now() + limit;
     let mut late = 0u64;
