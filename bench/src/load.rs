@@ -8,6 +8,11 @@
 //! fakes share the child's clock. The stamp is 16 μ-law bytes of near-silence: a marker, then
 //! a microsecond count one nibble per byte.
 //!
+//! Bridge-added latency as issue 8 defines it is measured by the server itself (a message read
+//! off one socket → what the core made of it written to the other, `barbara_bridge_latency_
+//! seconds`): those rows are judged against the target. The stamps give the end-to-end figure
+//! the peers observe, which adds two loopback hops and the peers' own scheduling lag.
+//!
 //! Parent and child talk over the child's stdin and stdout, one line each way at a time:
 //! `openai PORT` (child), `server PORT` (parent), then the child's result as one JSON line.
 
@@ -16,6 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use barbara_core::Leg;
 use barbara_core::sim::fake_caller::{CallerOutput, FakeCaller};
 use barbara_core::sim::fake_realtime::{FakeRealtime, FakeServerOutput, RealtimeScript};
 use base64::Engine as _;
@@ -23,6 +29,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use barbara_tokio::metrics::LatencySnapshot;
 
 use crate::core_bench::quantile;
 use crate::scripts::{Shape, conversation};
@@ -39,6 +48,13 @@ const STAMP_LEN: usize = 16;
 const FRAME: usize = 160;
 /// A frame later than this is late.
 const LATE_US: u64 = 20_000;
+
+/// The fakes' WebSocket settings: reads of 8 KiB, as the server's. tungstenite zeroes a whole
+/// read's worth of buffer before each read; at its default (128 KiB) that memset is most of
+/// a fake's work per message, and its lag would count in the end-to-end figures.
+fn peer_websocket() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
 
 // ---------------------------------------------------------------------------------------------
 // The parent: the server.
@@ -197,12 +213,16 @@ fn drive(
             .map_err(|e| e.to_string())?;
         sampler.abort();
         let active_at_end = server.active_calls();
+        let bridge = ServerLatency {
+            to_model: server.bridge_latency(Leg::Model),
+            to_phone: server.bridge_latency(Leg::Phone),
+        };
         server.shutdown(Duration::from_secs(1)).await;
         let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok::<_, String>((line, samples, active_at_end))
+        Ok::<_, String>((line, samples, active_at_end, bridge))
     });
     let _ = std::fs::remove_dir_all(&records);
-    let (line, samples, active_at_end) = outcome?;
+    let (line, samples, active_at_end, bridge) = outcome?;
     let result: serde_json::Value =
         serde_json::from_str(&line).map_err(|e| format!("the peers said {line:?}: {e}"))?;
     Ok(load_table(
@@ -212,8 +232,18 @@ fn drive(
         &result,
         &samples,
         active_at_end,
+        &bridge,
     ))
 }
+
+/// The server's own bridge latency histograms, read when the peers are done.
+struct ServerLatency {
+    to_model: LatencySnapshot,
+    to_phone: LatencySnapshot,
+}
+
+/// The target of issue 8, µs: p99 of bridge-added latency at 200 calls.
+const TARGET_P99_US: u64 = 500;
 
 fn load_table(
     calls: u64,
@@ -222,6 +252,7 @@ fn load_table(
     result: &serde_json::Value,
     samples: &[Sample],
     active_at_end: usize,
+    bridge: &ServerLatency,
 ) -> Table {
     let number = |key: &str| result[key].as_u64().unwrap_or(0);
     let mut table = Table::empty();
@@ -317,31 +348,60 @@ fn load_table(
         "—",
         Status::Info,
     );
-    for (figure, key, case) in [
+    for (figure, snapshot, case) in [
         (
-            "Bridge-added latency, caller frame → OpenAI",
-            "up",
-            "caller send → fake OpenAI receive",
+            "Bridge-added latency (server), caller frame → OpenAI",
+            &bridge.to_model,
+            "server: phone message read → its output written to the OpenAI socket",
         ),
         (
-            "Bridge-added latency, OpenAI audio → caller frame",
+            "Bridge-added latency (server), OpenAI audio → caller frame",
+            &bridge.to_phone,
+            "server: OpenAI message read → its output written to the phone socket",
+        ),
+    ] {
+        let (text, status) = match (snapshot.quantile(0.5), snapshot.quantile(0.99)) {
+            (Some(p50), Some(p99)) => (
+                format!(
+                    "p50 ≤ {}, p99 ≤ {}, max {} ({} messages; histogram bucket bounds)",
+                    micros(p50.as_nanos() as u64),
+                    micros(p99.as_nanos() as u64),
+                    micros(snapshot.max().as_nanos() as u64),
+                    snapshot.count()
+                ),
+                Status::of_bool(p99 <= Duration::from_micros(TARGET_P99_US)),
+            ),
+            _ => ("no samples".to_owned(), Status::Broken),
+        };
+        table.push(figure, case, text, "p99 ≤ 0.5 ms at 200 calls", status);
+    }
+    for (figure, key, case) in [
+        (
+            "End-to-end latency (peer-observed), caller frame → OpenAI",
+            "up",
+            "fake caller send → fake OpenAI receive: bridge + 2 loopback hops + peers' lag",
+        ),
+        (
+            "End-to-end latency (peer-observed), OpenAI audio → caller frame",
             "down",
-            "fake OpenAI send → caller receive",
+            "fake OpenAI send → fake caller receive: bridge + 2 loopback hops + peers' lag",
         ),
     ] {
         let q = |name: &str| result[key][name].as_u64().map(|us| micros(us * 1_000));
         let n = result[key]["n"].as_u64().unwrap_or(0);
-        let (text, status) = match (q("p50"), q("p99"), q("max")) {
+        let text = match (q("p50"), q("p99"), q("max")) {
             (Some(p50), Some(p99), Some(max)) => {
-                let met = result[key]["p99"].as_u64().is_some_and(|us| us <= 500);
-                (
-                    format!("p50 {p50}, p99 {p99}, max {max} ({n} frames)"),
-                    Status::of_bool(met),
-                )
+                format!("p50 {p50}, p99 {p99}, max {max} ({n} frames)")
             }
-            _ => ("no samples".to_owned(), Status::Broken),
+            _ => "no samples".to_owned(),
         };
-        table.push(figure, case, text, "p99 ≤ 0.5 ms at 200 calls", status);
+        table.push(
+            figure,
+            case,
+            text,
+            "— (the server rows are judged)",
+            Status::Info,
+        );
     }
     let dropped = number("dropped");
     let completed = number("completed");
@@ -582,7 +642,9 @@ async fn serve_openai(stream: TcpStream, script: RealtimeScript, shared: Shared,
         refused = fake.handle_connect(Instant::now(), &url, &headers).is_err();
         Ok(response)
     };
-    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, handshake).await else {
+    let accepted =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, handshake, Some(peer_websocket()));
+    let Ok(mut socket) = accepted.await else {
         return;
     };
     if refused {
@@ -667,10 +729,10 @@ async fn caller(
         }
     }
     let url = format!("ws://127.0.0.1:{port}/media-stream");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .map_err(|e| format!("cannot open the media stream: {e}"))?;
-    let _ = socket.get_ref().get_ref().set_nodelay(true);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(peer_websocket()), true)
+            .await
+            .map_err(|e| format!("cannot open the media stream: {e}"))?;
     let mut fake = FakeCaller::new(script, Instant::now());
     let end = tokio::time::Instant::now() + limit;
     let mut late = 0u64;

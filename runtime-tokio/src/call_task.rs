@@ -5,11 +5,13 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use barbara_core::{
     Action, Call, CallDriver, ConnectRequest, Event, HttpRequest, HttpResponse, Leg, RequestId,
     ToolCallId, ToolResult, TransportChoice, TransportFailure, WsMessage,
@@ -32,11 +34,17 @@ type ModelSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const BUDGET: u32 = 64;
 /// Largest HTTP answer body read for the core.
 const MAX_HTTP_BODY: u64 = 1 << 20;
+/// Bytes a WebSocket reads at a time. tungstenite zeroes that much of its buffer before every
+/// read, so its default (128 KiB) costs a 128 KiB memset per message; 8 KiB still takes a large
+/// audio delta, or several phone frames, in one read.
+pub(crate) const WS_READ_CHUNK: usize = 8 * 1024;
 
-/// What woke the task: one input for the core, once it is known to be one.
+/// What woke the task: one input for the core, once it is known to be one. Messages keep the
+/// socket's buffer: the core's input is the one copy made.
 enum Wakeup {
-    Text(Leg, String),
-    Binary(Leg, Vec<u8>),
+    PhoneText(Utf8Bytes),
+    ModelText(tungstenite::Utf8Bytes),
+    Binary(Leg, Bytes),
     Closed(Leg),
     ModelOpened(u64, Box<ModelSocket>),
     ModelFailed(u64),
@@ -119,16 +127,20 @@ pub(crate) async fn run(
         call_sid,
         phone: Some(phone),
         model: ModelLeg::None,
+        udp_buf: vec![0; if udp.is_some() { 2048 } else { 0 }].into(),
         udp,
         tx,
         rx,
         ready: frames
             .into_iter()
-            .map(|f| Wakeup::Text(Leg::Phone, f))
+            .map(|f| Wakeup::PhoneText(f.into()))
             .collect(),
         sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         record,
         gauge,
+        arrived: None,
+        unflushed_phone: 0,
+        unflushed_model: 0,
     };
     if *task.hang_up.borrow_and_update() {
         task.ready.push_back(Wakeup::HangUp);
@@ -143,6 +155,8 @@ struct CallTask {
     phone: Option<WebSocket>,
     model: ModelLeg,
     udp: Option<UdpSocket>,
+    /// Where datagrams are received: made once, not zeroed on every wait; empty without UDP.
+    udp_buf: Box<[u8]>,
     /// Results of spawned work (connects, HTTP) come back here.
     tx: mpsc::Sender<Wakeup>,
     rx: mpsc::Receiver<Wakeup>,
@@ -152,21 +166,35 @@ struct CallTask {
     hang_up: tokio::sync::watch::Receiver<bool>,
     record: Record,
     gauge: CallGauge,
+    /// The leg the input being handled was read from, and when: what the core sends to the
+    /// other leg in answer counts in the bridge latency. `None` for other inputs.
+    arrived: Option<(Leg, Instant)>,
+    /// Messages written to each leg's socket buffer and not yet flushed.
+    unflushed_phone: u32,
+    unflushed_model: u32,
 }
 
 impl CallTask {
     async fn run(mut self) {
         let mut budget = 0;
         while !self.driver.is_over() {
-            let input = match self.ready.pop_front() {
-                Some(input) => input,
-                None => self.next_input().await,
+            let (input, read) = match self.ready.pop_front() {
+                Some(input) => (input, false),
+                None => (self.next_input().await, true),
             };
             let now = Instant::now();
-            self.feed(now, input);
+            self.arrived = match &input {
+                _ if !read => None,
+                Wakeup::PhoneText(_) => Some((Leg::Phone, now)),
+                Wakeup::ModelText(_) => Some((Leg::Model, now)),
+                Wakeup::Binary(leg, _) => Some((*leg, now)),
+                _ => None,
+            };
+            self.feed(now, input).await;
             while let Some(action) = self.driver.poll_action() {
                 self.execute(now, action).await;
             }
+            self.flush().await;
             if let Some(Some(at)) = self.driver.poll_timer() {
                 self.sleep.as_mut().reset(at.into());
             }
@@ -179,6 +207,7 @@ impl CallTask {
         if let ModelLeg::Connecting(handle) = &self.model {
             handle.abort();
         }
+        self.record.finish().await;
         self.app.metrics.call_finished(&self.gauge);
         let reason = self.driver.call().end_reason();
         tracing::info!(call = %self.call_sid, ?reason, "call ended");
@@ -186,12 +215,11 @@ impl CallTask {
 
     /// Waits for the next input from any source.
     async fn next_input(&mut self) -> Wakeup {
-        let mut buf = [0u8; 2048];
         loop {
             tokio::select! {
                 message = recv_phone(&mut self.phone) => match message {
-                    Some(Ok(Message::Text(text))) => return Wakeup::Text(Leg::Phone, text.to_string()),
-                    Some(Ok(Message::Binary(data))) => return Wakeup::Binary(Leg::Phone, data.into()),
+                    Some(Ok(Message::Text(text))) => return Wakeup::PhoneText(text),
+                    Some(Ok(Message::Binary(data))) => return Wakeup::Binary(Leg::Phone, data),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => {
                         self.phone = None;
@@ -199,11 +227,9 @@ impl CallTask {
                     }
                 },
                 message = recv_model(&mut self.model) => match message {
-                    Some(Ok(tungstenite::Message::Text(text))) => {
-                        return Wakeup::Text(Leg::Model, text.to_string());
-                    }
+                    Some(Ok(tungstenite::Message::Text(text))) => return Wakeup::ModelText(text),
                     Some(Ok(tungstenite::Message::Binary(data))) => {
-                        return Wakeup::Binary(Leg::Model, data.into());
+                        return Wakeup::Binary(Leg::Model, data);
                     }
                     Some(Ok(tungstenite::Message::Close(_)) | Err(_)) | None => {
                         self.model = ModelLeg::None;
@@ -212,8 +238,10 @@ impl CallTask {
                     Some(Ok(_)) => {}
                 },
                 Some(input) = self.rx.recv() => return input,
-                received = recv_udp(self.udp.as_ref(), &mut buf) => match received {
-                    Ok((n, source)) => return Wakeup::Udp(source, buf[..n].to_vec()),
+                received = recv_udp(self.udp.as_ref(), &mut self.udp_buf) => match received {
+                    Ok((n, source)) => {
+                        return Wakeup::Udp(source, self.udp_buf[..n].to_vec());
+                    }
                     Err(e) => tracing::debug!("UDP receive failed: {e}"),
                 },
                 () = &mut self.sleep, if self.driver.is_timer_armed() => {
@@ -228,11 +256,12 @@ impl CallTask {
         }
     }
 
-    /// Logs the input a wakeup brings, then feeds it (the replay feeds the same log).
-    fn feed(&mut self, now: Instant, wakeup: Wakeup) {
+    /// Feeds the input a wakeup brings, then logs it (the replay feeds the same log).
+    async fn feed(&mut self, now: Instant, wakeup: Wakeup) {
         let d = &mut self.driver;
         let input = match wakeup {
-            Wakeup::Text(leg, text) => d.message(now, leg, WsMessage::Text(&text)),
+            Wakeup::PhoneText(text) => d.message(now, Leg::Phone, WsMessage::Text(&text)),
+            Wakeup::ModelText(text) => d.message(now, Leg::Model, WsMessage::Text(&text)),
             Wakeup::Binary(leg, data) => d.message(now, leg, WsMessage::Binary(&data)),
             Wakeup::Closed(leg) => d.closed(now, leg),
             Wakeup::ModelOpened(generation, socket) => {
@@ -260,8 +289,14 @@ impl CallTask {
             Wakeup::Timeout => d.timer_fired(now),
             Wakeup::HangUp => d.hang_up(now),
         };
-        self.record.input(&input);
-        self.driver.feed(&input);
+        // Logged once fed, so the input moves to the record's writer rather than being copied;
+        // one whose feeding panics is logged before the panic goes on: it reproduces it.
+        let fed = std::panic::catch_unwind(AssertUnwindSafe(|| self.driver.feed(&input)));
+        self.record.input(input).await;
+        if let Err(panic) = fed {
+            self.record.finish().await;
+            std::panic::resume_unwind(panic);
+        }
     }
 
     async fn execute(&mut self, now: Instant, action: Action) {
@@ -271,10 +306,12 @@ impl CallTask {
                 text,
             } => {
                 let Some(phone) = &mut self.phone else { return };
-                if phone.send(Message::Text(text.into())).await.is_err() {
-                    self.phone = None;
-                    self.ready.push_back(Wakeup::Closed(Leg::Phone));
+                // Buffered: written with the rest of this input's messages in `flush`.
+                if phone.feed(Message::Text(text.into())).await.is_err() {
+                    self.lost(Leg::Phone);
+                    return;
                 }
+                self.unflushed_phone += 1;
             }
             Action::Send {
                 leg: Leg::Model,
@@ -283,17 +320,21 @@ impl CallTask {
                 let ModelLeg::Open(model) = &mut self.model else {
                     return;
                 };
-                if model.send(tungstenite::Message::text(text)).await.is_err() {
-                    self.model = ModelLeg::None;
-                    self.ready.push_back(Wakeup::Closed(Leg::Model));
+                if model.feed(tungstenite::Message::text(text)).await.is_err() {
+                    self.lost(Leg::Model);
+                    return;
                 }
+                self.unflushed_model += 1;
             }
             Action::Close { leg: Leg::Phone } => {
+                // Closing writes what is buffered first.
+                self.unflushed_phone = 0;
                 if let Some(mut phone) = self.phone.take() {
                     let _ = phone.send(Message::Close(None)).await;
                 }
             }
             Action::Close { leg: Leg::Model } => {
+                self.unflushed_model = 0;
                 match std::mem::replace(&mut self.model, ModelLeg::None) {
                     ModelLeg::Open(mut model) => {
                         let _ = model.close(None).await;
@@ -341,18 +382,76 @@ impl CallTask {
                     tracing::debug!("UDP send failed: {e}");
                 }
             }
-            Action::Event(event) => self.observe(now, &event),
+            Action::Event(event) => self.observe(now, event).await,
         }
+    }
+
+    /// Writes out the messages this input's actions buffered, one flush per leg, the leg that
+    /// answers the input first.
+    async fn flush(&mut self) {
+        let legs = match self.arrived {
+            Some((Leg::Model, _)) => [Leg::Phone, Leg::Model],
+            Some((Leg::Phone, _)) | None => [Leg::Model, Leg::Phone],
+        };
+        for leg in legs {
+            let messages = match leg {
+                Leg::Phone => std::mem::take(&mut self.unflushed_phone),
+                Leg::Model => std::mem::take(&mut self.unflushed_model),
+            };
+            if messages == 0 {
+                continue;
+            }
+            let flushed = match (leg, &mut self.phone, &mut self.model) {
+                (Leg::Phone, Some(phone), _) => phone.flush().await.is_ok(),
+                (Leg::Model, _, ModelLeg::Open(model)) => model.flush().await.is_ok(),
+                _ => continue,
+            };
+            if flushed {
+                self.sent(leg, messages);
+            } else {
+                self.lost(leg);
+            }
+        }
+    }
+
+    /// `messages` were written to `to`'s socket: when they answer one read off the other leg,
+    /// the time since it was read counts as bridge latency, once per message.
+    fn sent(&self, to: Leg, messages: u32) {
+        let Some((from, at)) = self.arrived else {
+            return;
+        };
+        if from == to {
+            return;
+        }
+        let latency = at.elapsed();
+        let histogram = self.app.metrics.bridge_latency(to);
+        for _ in 0..messages {
+            histogram.record(latency);
+        }
+    }
+
+    /// Writing to `leg` failed: its socket is dropped and the core told.
+    fn lost(&mut self, leg: Leg) {
+        match leg {
+            Leg::Phone => {
+                self.phone = None;
+                self.unflushed_phone = 0;
+            }
+            Leg::Model => {
+                self.model = ModelLeg::None;
+                self.unflushed_model = 0;
+            }
+        }
+        self.ready.push_back(Wakeup::Closed(leg));
     }
 
     fn call_max_model_message(&self) -> usize {
         self.app.live().call.limits.max_model_message_bytes
     }
 
-    fn observe(&mut self, now: Instant, event: &Event) {
-        self.app.metrics.observe(event, &mut self.gauge);
-        self.record.event(now, event);
-        match event {
+    async fn observe(&mut self, now: Instant, event: Event) {
+        self.app.metrics.observe(&event, &mut self.gauge);
+        match &event {
             Event::StreamStarted { .. }
             | Event::ModelReady { .. }
             | Event::Fallback { .. }
@@ -360,6 +459,7 @@ impl CallTask {
             Event::ModelError { .. } => tracing::warn!(call = %self.call_sid, ?event),
             _ => tracing::debug!(call = %self.call_sid, ?event),
         }
+        self.record.event(now, event).await;
     }
 }
 
@@ -400,6 +500,7 @@ async fn connect_model(request: ConnectRequest, max_message: usize) -> Result<Mo
         upgrade.headers_mut().insert(name, value);
     }
     let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(WS_READ_CHUNK)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let (socket, _) =

@@ -134,6 +134,11 @@ impl Server {
         self.app.metrics.render()
     }
 
+    /// The bridge latency of messages sent toward `to` so far (as `GET /metrics` shows it).
+    pub fn bridge_latency(&self, to: barbara_core::Leg) -> metrics::LatencySnapshot {
+        self.app.metrics.bridge_latency(to).snapshot()
+    }
+
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.app.settings.max_calls - self.app.calls.available_permits()

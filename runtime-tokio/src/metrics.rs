@@ -1,9 +1,11 @@
 //! Prometheus counters and gauges, counted from the core's `Event`s and the server's own
-//! decisions, rendered as text for `GET /metrics`.
+//! decisions, and the bridge latency histogram, rendered as text for `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use barbara_core::{Event, Leg};
 
@@ -26,6 +28,100 @@ const METRICS: &[&str] = &[
     "barbara_rejected_total counter Requests and streams refused, by reason.",
 ];
 
+/// Upper bounds of the bridge latency buckets, µs: fine around the 0.5 ms target (issue 8) so
+/// that whether p99 meets it is read exactly, coarse far from it.
+const LATENCY_BOUNDS_US: [u64; 40] = [
+    10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 125, 150, 175, 200, 250, 300, 350, 400, 450, 500, 600,
+    700, 800, 900, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 7_500, 10_000, 20_000,
+    50_000, 100_000, 250_000, 500_000, 1_000_000,
+];
+/// One bucket per bound, and the last for everything above.
+const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
+
+/// A fixed-bucket latency histogram: recording is a few relaxed atomic adds, with no lock and
+/// no allocation, so every frame of every call can be counted.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    counts: [AtomicU64; LATENCY_BUCKETS],
+    sum_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts one latency.
+    pub fn record(&self, latency: Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = LATENCY_BOUNDS_US.partition_point(|&bound| bound * 1_000 < ns);
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> LatencySnapshot {
+        LatencySnapshot {
+            counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            sum_ns: self.sum_ns.load(Ordering::Relaxed),
+            max_ns: self.max_ns.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A [`LatencyHistogram`] read at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatencySnapshot {
+    counts: [u64; LATENCY_BUCKETS],
+    sum_ns: u64,
+    max_ns: u64,
+}
+
+impl LatencySnapshot {
+    /// Latencies counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The largest latency counted.
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.max_ns)
+    }
+
+    /// The sum of the latencies counted.
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns)
+    }
+
+    /// A bound the `q` quantile (0 to 1) is at or under: the upper bound of its bucket, or the
+    /// largest latency when that is lower. `None` without samples.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        // The rank of the quantile, 1-based: at least one sample is at or under it.
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let bound = LATENCY_BOUNDS_US.get(i).map_or(u64::MAX, |us| us * 1_000);
+                return Some(Duration::from_nanos(bound.min(self.max_ns)));
+            }
+        }
+        Some(self.max())
+    }
+}
+
 /// One call's place in the metrics: the transport it is counted under, and whether it has
 /// been counted in `barbara_calls_total`.
 #[derive(Debug)]
@@ -40,6 +136,12 @@ pub struct CallGauge {
 #[derive(Debug, Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<(&'static str, String), f64>>,
+    /// Bridge-added latency toward OpenAI: a phone message read → what the core made of it
+    /// written to the model socket.
+    to_model: LatencyHistogram,
+    /// Bridge-added latency toward the caller: a model message read → what the core made of it
+    /// written to the phone socket.
+    to_phone: LatencyHistogram,
 }
 
 impl Metrics {
@@ -61,6 +163,14 @@ impl Metrics {
                 series.insert((name, text), value);
             }
             None => {}
+        }
+    }
+
+    /// The bridge latency histogram of messages sent toward `to`.
+    pub fn bridge_latency(&self, to: Leg) -> &LatencyHistogram {
+        match to {
+            Leg::Phone => &self.to_phone,
+            Leg::Model => &self.to_model,
         }
     }
 
@@ -213,15 +323,89 @@ impl Metrics {
                 }
             }
         }
+        drop(series);
+        self.render_latency(&mut out);
         out
+    }
+
+    fn render_latency(&self, out: &mut String) {
+        let name = "barbara_bridge_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Bridge-added latency: a message read off one leg's socket to the \
+             message(s) the core made of it written to the other leg's socket, by direction.\n\
+             # TYPE {name} histogram"
+        );
+        for (direction, histogram) in [
+            ("phone_to_model", &self.to_model),
+            ("model_to_phone", &self.to_phone),
+        ] {
+            let snapshot = histogram.snapshot();
+            let mut cumulative = 0;
+            for (i, n) in snapshot.counts.iter().enumerate() {
+                cumulative += n;
+                let le = LATENCY_BOUNDS_US
+                    .get(i)
+                    .map_or("+Inf".to_owned(), |us| (*us as f64 / 1e6).to_string());
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{direction=\"{direction}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = snapshot.sum().as_secs_f64();
+            let _ = writeln!(out, "{name}_sum{{direction=\"{direction}\"}} {sum}");
+            let _ = writeln!(
+                out,
+                "{name}_count{{direction=\"{direction}\"}} {cumulative}"
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    #[test]
+    fn latency_quantiles_are_bucket_bounds_and_render_as_a_histogram() {
+        let metrics = Metrics::default();
+        let to_model = metrics.bridge_latency(Leg::Model);
+        assert_eq!(to_model.snapshot().quantile(0.5), None);
+        // 98 fast, one on the target, one slow.
+        for _ in 0..98 {
+            to_model.record(Duration::from_micros(42));
+        }
+        to_model.record(Duration::from_micros(500));
+        to_model.record(Duration::from_millis(3));
+        let snapshot = to_model.snapshot();
+        assert_eq!(snapshot.count(), 100);
+        assert_eq!(snapshot.quantile(0.5), Some(Duration::from_micros(50)));
+        assert_eq!(snapshot.quantile(0.99), Some(Duration::from_micros(500)));
+        assert_eq!(snapshot.quantile(1.0), Some(Duration::from_millis(3)));
+        assert_eq!(snapshot.max(), Duration::from_millis(3));
+        // Past the last bound, the largest latency.
+        metrics
+            .bridge_latency(Leg::Phone)
+            .record(Duration::from_secs(7));
+        let to_phone = metrics.bridge_latency(Leg::Phone).snapshot();
+        assert_eq!(to_phone.quantile(0.99), Some(Duration::from_secs(7)));
+        let text = metrics.render();
+        for line in [
+            "# TYPE barbara_bridge_latency_seconds histogram",
+            "barbara_bridge_latency_seconds_bucket{direction=\"phone_to_model\",le=\"0.00005\"} 98",
+            "barbara_bridge_latency_seconds_bucket{direction=\"phone_to_model\",le=\"0.0005\"} 99",
+            "barbara_bridge_latency_seconds_bucket{direction=\"phone_to_model\",le=\"+Inf\"} 100",
+            "barbara_bridge_latency_seconds_count{direction=\"phone_to_model\"} 100",
+            "barbara_bridge_latency_seconds_bucket{direction=\"model_to_phone\",le=\"1\"} 0",
+            "barbara_bridge_latency_seconds_count{direction=\"model_to_phone\"} 1",
+            "barbara_bridge_latency_seconds_sum{direction=\"model_to_phone\"} 7",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
 
     #[test]
     fn restarts_billed_seconds_and_close_reasons_are_counted() {

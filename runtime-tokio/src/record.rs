@@ -1,10 +1,9 @@
 //! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`. Its first line (`"record":"call"`)
 //! holds the metadata and what the call was made with (the configuration without its secrets,
 //! the seed, the wall clock, the backend for the called number); then, in order, one
-//! `"record":"input"` line per input the core was fed (written before feeding it) and one
-//! `"record":"event"` line per core `Event`, with its time since the call started. `barbara
-//! replay` feeds the inputs to a fresh call and compares the events. A failure to write is
-//! logged once and never affects the call.
+//! `"record":"input"` line per input the core was fed and one `"record":"event"` line per core
+//! `Event`, with its time since the call started. `barbara replay` feeds the inputs to a fresh
+//! call and compares the events. A failure to write is logged once and never affects the call.
 //!
 //! With `BARBARA_RECORD_AUDIO=false` the input log keeps every input but not its audio: the
 //! base64 of SignalWire `media` payloads and of the model's `*audio.delta` events is blanked,
@@ -18,11 +17,32 @@ use std::time::{Duration, Instant};
 
 use barbara_core::{Backend, Call, CallConfig, Event, Input};
 use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 
-/// An open call record.
+/// Lines queued for a record's writer at most; past it the call waits for the writer.
+const QUEUED_LINES: usize = 64;
+
+/// An open call record. Lines are formatted and written by a writer task, off the call's path
+/// from one socket to the other; the call hands them over in order through a bounded queue,
+/// so a slow disk slows the call down rather than losing lines.
 pub(crate) struct Record {
+    path: PathBuf,
+    /// `None` once finished, or when the file could not be created.
+    lines: Option<mpsc::Sender<Line>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// What the call hands its record's writer.
+enum Line {
+    Input(Input),
+    Event(Instant, Event),
+}
+
+/// The writing half of a record, on its own task.
+struct Writer {
     file: Option<BufWriter<File>>,
     path: PathBuf,
     started: Instant,
@@ -33,8 +53,9 @@ pub(crate) struct Record {
 
 impl Record {
     /// Creates the record for `call_id` in `settings.records_dir` (sanitized for a file name; a
-    /// clash gets a suffix) and writes `meta` as its first line, with `"record": "call"`, the
-    /// start time, what `call` (made at `started`) was made with, and the backend it runs on.
+    /// clash gets a suffix), writes `meta` as its first line, with `"record": "call"`, the
+    /// start time, what `call` (made at `started`) was made with, and the backend it runs on,
+    /// and starts its writer task.
     pub(crate) fn create(
         settings: &Settings,
         call_id: &str,
@@ -52,7 +73,7 @@ impl Record {
         if name.is_empty() {
             name = format!("call-{}", unix.as_millis());
         }
-        let mut record = Record {
+        let mut writer = Writer {
             file: None,
             path: dir.join(format!("{name}.jsonl")),
             started,
@@ -61,16 +82,16 @@ impl Record {
         };
         let _ = std::fs::create_dir_all(dir);
         for n in 1..100 {
-            match File::create_new(&record.path) {
+            match File::create_new(&writer.path) {
                 Ok(file) => {
-                    record.file = Some(BufWriter::with_capacity(64 * 1024, file));
+                    writer.file = Some(BufWriter::with_capacity(64 * 1024, file));
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    record.path = dir.join(format!("{name}-{n}.jsonl"));
+                    writer.path = dir.join(format!("{name}-{n}.jsonl"));
                 }
                 Err(e) => {
-                    tracing::warn!(path = %record.path.display(), "cannot write the call record: {e}");
+                    tracing::warn!(path = %writer.path.display(), "cannot write the call record: {e}");
                     break;
                 }
             }
@@ -82,8 +103,21 @@ impl Record {
         meta["config"] = crate::snapshot::to_json(call.config());
         meta["record_audio"] = settings.record_audio.into();
         backend_meta(&mut meta, call.config());
-        record.write(&meta);
-        record
+        writer.write(&meta);
+        let path = writer.path.clone();
+        if writer.file.is_none() {
+            return Record {
+                path,
+                lines: None,
+                writer: None,
+            };
+        }
+        let (lines, queue) = mpsc::channel(QUEUED_LINES);
+        Record {
+            path,
+            lines: Some(lines),
+            writer: Some(tokio::spawn(writer.run(queue))),
+        }
     }
 
     /// Where the record is written.
@@ -91,11 +125,50 @@ impl Record {
         &self.path
     }
 
-    /// Appends `input`, about to be fed (without its audio unless audio is recorded).
-    pub(crate) fn input(&mut self, input: &Input) {
+    /// Appends `input`, just fed (without its audio unless audio is recorded).
+    pub(crate) async fn input(&mut self, input: Input) {
+        self.queue(Line::Input(input)).await;
+    }
+
+    /// Appends `event` as it happened at `now`.
+    pub(crate) async fn event(&mut self, now: Instant, event: Event) {
+        self.queue(Line::Event(now, event)).await;
+    }
+
+    async fn queue(&mut self, line: Line) {
+        if let Some(lines) = &self.lines
+            && lines.send(line).await.is_err()
+        {
+            // The writer is gone (it panicked): the call goes on unrecorded.
+            self.lines = None;
+        }
+    }
+
+    /// Waits until every line handed over is written and flushed.
+    pub(crate) async fn finish(&mut self) {
+        self.lines = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.await;
+        }
+    }
+}
+
+impl Writer {
+    /// Writes the lines queued until the call drops its end, then flushes.
+    async fn run(mut self, mut queue: mpsc::Receiver<Line>) {
+        while let Some(line) = queue.recv().await {
+            match line {
+                Line::Input(input) => self.input(&input),
+                Line::Event(now, event) => self.event(now, &event),
+            }
+        }
+        self.flush();
+    }
+
+    fn input(&mut self, input: &Input) {
         // Written straight from the input: its text and base64 are most of the record.
         #[derive(serde::Serialize)]
-        struct Line<'a> {
+        struct InputLine<'a> {
             record: &'static str,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             audio_omitted: bool,
@@ -108,7 +181,7 @@ impl Record {
         } else {
             input.without_audio()
         };
-        let line = Line {
+        let line = InputLine {
             record: "input",
             audio_omitted: stripped.is_some(),
             input: stripped.as_ref().unwrap_or(input),
@@ -121,19 +194,14 @@ impl Record {
         }
     }
 
-    /// Appends `event` as it happened at `now`.
-    pub(crate) fn event(&mut self, now: Instant, event: &Event) {
+    fn event(&mut self, now: Instant, event: &Event) {
         if self.file.is_none() {
             return;
         }
         let line = event_line(self.started, self.unix, now, event);
         self.write(&line);
         // Events are few: flushing on each keeps what happened readable while the call runs.
-        if let Some(file) = &mut self.file
-            && let Err(e) = file.flush()
-        {
-            self.failed(&e);
-        }
+        self.flush();
     }
 
     fn write(&mut self, value: &serde_json::Value) {
@@ -141,6 +209,14 @@ impl Record {
         let mut line = value.to_string();
         line.push('\n');
         if let Err(e) = file.write_all(line.as_bytes()) {
+            self.failed(&e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(file) = &mut self.file
+            && let Err(e) = file.flush()
+        {
             self.failed(&e);
         }
     }
@@ -197,4 +273,67 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use barbara_core::Leg;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_handed_to_the_writer_are_all_written_in_order() {
+        let dir = std::env::temp_dir().join(format!("barbara-record-{}", std::process::id()));
+        let settings = Settings::from_vars(|name| match name {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let started = Instant::now();
+        let call = Call::new(
+            barbara_core::CallConfig::new("sk-test"),
+            [7; 32],
+            started,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let meta = serde_json::json!({"call_sid": "CAorder"});
+        let mut record = Record::create(&settings, "CAorder", meta, &call, started);
+        // Many more lines than the queue holds: the call waits for the writer, none is lost.
+        let lines = QUEUED_LINES * 20;
+        for i in 0..lines {
+            if i % 10 == 9 {
+                record.event(started, Event::HangupRequested).await;
+            } else {
+                let input = text(Leg::Phone, &i.to_string());
+                record.input(input).await;
+            }
+        }
+        record.finish().await;
+        let written = std::fs::read_to_string(record.path()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let written: Vec<Value> = written
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(written.len(), lines + 1);
+        assert_eq!(written[0]["record"], "call");
+        for (i, line) in written[1..].iter().enumerate() {
+            if i % 10 == 9 {
+                assert_eq!(line["record"], "event", "line {i}: {line}");
+            } else {
+                assert_eq!(line["record"], "input", "line {i}: {line}");
+                assert_eq!(line["text"], i.to_string(), "line {i}: {line}");
+            }
+        }
+    }
+
+    fn text(leg: Leg, text: &str) -> Input {
+        Input::WsText {
+            at_ns: 7,
+            leg,
+            text: text.to_owned(),
+        }
+    }
 }

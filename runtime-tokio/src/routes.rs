@@ -197,6 +197,7 @@ async fn media_stream(
     };
     let max = app.live().call.limits.max_phone_message_bytes;
     upgrade
+        .read_buffer_size(call_task::WS_READ_CHUNK)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| call_task::run(app, socket, bearer_sid, permit))
