@@ -39,7 +39,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
 use crate::audio::g711;
-use crate::sim::speech::{rms, speech_like};
+use crate::sim::speech::{SpeechSpan, rms, speech_like};
 
 /// The documented cap on one `input_audio_buffer.append` (15 MiB of decoded audio).
 const MAX_APPEND_BYTES: usize = 15 * 1024 * 1024;
@@ -310,6 +310,9 @@ pub struct AudioFrame {
     /// Exactly 20 ms of mono samples at [`FakeRealtime::output_rate_hz`]; a response's last
     /// frame is padded with silence.
     pub samples: Vec<i16>,
+    /// What `samples` are, when they are the speech signal (or silence): the WebRTC fake then
+    /// sends the Opus packet it encoded before for the same frame. `None`: anything else.
+    pub speech: Option<SpeechSpan>,
 }
 
 /// Why a WebRTC call's `session` was refused: the fields of the `error` JSON.
@@ -1956,16 +1959,21 @@ impl FakeRealtime {
             let n = seg.queued.min(frame_len);
             let mut samples = vec![0i16; frame_len as usize];
             speech_like(rate, ASSISTANT_VOICE, w.pos, &mut samples[..n as usize]);
+            let speech = SpeechSpan {
+                voice: ASSISTANT_VOICE,
+                start: w.pos,
+                len: n as usize,
+            };
             w.pos += n;
             seg.queued -= n;
             seg.played += n;
-            frame = Some((seg.record, seg.played, n, samples));
+            frame = Some((seg.record, seg.played, n, samples, speech));
             break;
         }
         for (event, response_id, played_ms) in events {
             self.buffer_event(at, event, Some(response_id), played_ms);
         }
-        let Some((record, played, n, samples)) = frame else {
+        let Some((record, played, n, samples, speech)) = frame else {
             return;
         };
         let Some(w) = &mut self.webrtc else { return };
@@ -1973,7 +1981,11 @@ impl FakeRealtime {
             w.frames.pop_front();
             self.report.audio_frames_dropped += 1;
         }
-        w.frames.push_back(AudioFrame { at, samples });
+        w.frames.push_back(AudioFrame {
+            at,
+            samples,
+            speech: Some(speech),
+        });
         w.tick_at = at.checked_add(FRAME);
         self.report.audio_played_ms += u64::from(ms_of(n, rate));
         if let Some(rec) = self.report.responses.get_mut(record) {

@@ -23,6 +23,8 @@
 //! client), one UDP host candidate on the given address, Opus first (then PCMU and PCMA unless
 //! [`WebRtcFakeMode::opus_only`]), `a=max-message-size:65535` (Pion's cap). Opus is decoded and
 //! encoded at 24 kHz (48 kHz RTP clock, 960 ticks per packet), G.711 at 8 kHz (160 ticks).
+//! The brains' speech signal repeats every second, so its Opus packets are encoded once per
+//! thread and replayed (see `opus_cache`); any other audio goes through the call's encoder.
 //!
 //! It is independent of the bridge's own WebRTC code (`crate::webrtc`): it drives str0m directly
 //! as the answerer. Time comes only from the `now` arguments; the fake itself has no randomness,
@@ -51,6 +53,7 @@ use self::peer::{Call, CallState};
 mod brain;
 mod create;
 mod http;
+mod opus_cache;
 mod peer;
 #[cfg(test)]
 mod tests;
@@ -343,7 +346,10 @@ impl FakeRealtimeWebRtc {
         contents: &[u8],
     ) {
         let now = self.clamp(now);
-        self.handle_timeout(now);
+        // What fell due first (most datagrams find nothing due: skip the calls' run loops).
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.handle_timeout(now);
+        }
         if self.mode.never_connect {
             self.report.udp_ignored += 1;
             return;

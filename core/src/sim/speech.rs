@@ -37,6 +37,43 @@ pub fn speech_like(rate_hz: u32, voice: u32, start: u64, out: &mut [i16]) {
     });
 }
 
+/// What one frame of audio is: `len` samples of [`speech_like`] (at the frame's rate, `voice`,
+/// from sample `start`), then silence to the frame's end; all silence when `len` is 0.
+///
+/// A brain that knows what it sends says so, and the WebRTC fake can then send Opus packets it
+/// encoded before instead of encoding the same signal again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpeechSpan {
+    /// Picks the pitch, as for [`speech_like`].
+    pub voice: u32,
+    /// The first sample's position in the signal.
+    pub start: u64,
+    /// Samples of speech at the head of the frame.
+    pub len: usize,
+}
+
+impl SpeechSpan {
+    /// Whether `samples` at `rate_hz` are exactly this span: speech, then zeros.
+    pub fn matches(&self, rate_hz: u32, samples: &[i16]) -> bool {
+        let Some((speech, rest)) = samples.split_at_checked(self.len) else {
+            return false;
+        };
+        if rest.iter().any(|&s| s != 0) {
+            return false;
+        }
+        if speech.is_empty() {
+            return true;
+        }
+        let mut expected = [0i16; 960];
+        speech.chunks(expected.len()).enumerate().all(|(k, chunk)| {
+            let expected = &mut expected[..chunk.len()];
+            let from = self.start + (k * 960) as u64;
+            speech_like(rate_hz, self.voice, from, expected);
+            chunk == expected
+        })
+    }
+}
+
 /// One second of signal, by (rate, voice).
 type Periods = Vec<((u32, u32), Vec<i16>)>;
 
@@ -94,5 +131,37 @@ mod tests {
         let mut half = vec![0i16; 4000];
         speech_like(8000, 1, 4000, &mut half);
         assert_eq!(&a[4000..], &half[..]);
+    }
+
+    #[test]
+    fn spans_match_only_their_samples() {
+        let mut frame = vec![0i16; 480];
+        speech_like(24000, 2, 1000, &mut frame[..300]);
+        let span = SpeechSpan {
+            voice: 2,
+            start: 1000,
+            len: 300,
+        };
+        assert!(span.matches(24000, &frame));
+        assert!(
+            SpeechSpan {
+                voice: 2,
+                start: 0,
+                len: 0
+            }
+            .matches(24000, &[0; 480])
+        );
+        assert!(!SpeechSpan { len: 301, ..span }.matches(24000, &frame));
+        assert!(
+            !SpeechSpan {
+                start: 1001,
+                ..span
+            }
+            .matches(24000, &frame)
+        );
+        assert!(!SpeechSpan { voice: 3, ..span }.matches(24000, &frame));
+        assert!(!SpeechSpan { len: 481, ..span }.matches(24000, &frame));
+        frame[479] = 1;
+        assert!(!span.matches(24000, &frame));
     }
 }

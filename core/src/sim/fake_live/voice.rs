@@ -10,7 +10,7 @@ use super::{
     FakeLive, Handled, InputGap, LiveChunk, LiveTurn, Refusal, TimerKind, TurnRecord, TurnTrigger,
     unknown_key,
 };
-use crate::sim::speech::{rms, speech_like};
+use crate::sim::speech::{SpeechSpan, rms, speech_like};
 
 /// The VAD judges 20 ms windows.
 const VAD_WINDOW_MS: u32 = 20;
@@ -289,12 +289,18 @@ impl FakeLive {
         let when = self.since(at);
         let t = self.timeline_ms(at);
         let mut speech_ms = 0;
+        let mut speech = SpeechSpan {
+            voice: MODEL_VOICE,
+            start: self.out_samples,
+            len: 0,
+        };
         let mut piece = String::new();
         let mut piece_from = t;
         if let Some(mut s) = self.speaking.take() {
             speech_ms = chunk_ms.min(s.total_ms - s.sent_ms);
             let n = per_ms * speech_ms as usize;
             speech_like(rate, MODEL_VOICE, self.out_samples, &mut samples[..n]);
+            speech.len = n;
             self.out_samples += n as u64;
             // The transcript is spread evenly over the chunks.
             let chunks = s.total_ms.div_ceil(chunk_ms) as usize;
@@ -325,7 +331,7 @@ impl FakeLive {
             }
         }
         match &mut self.webrtc {
-            Some(w) => w.push_frame(at, samples),
+            Some(w) => w.push_frame(at, samples, speech),
             None => {
                 let delta = BASE64.encode(self.format.encode(&samples));
                 self.send_with("session.output_audio.delta", None, json!({"delta": delta}));

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::{Conn, FakeLive, Handled, LiveScript, Refusal};
 use crate::sim::fake_realtime::{AudioFrame, SessionRefusal};
+use crate::sim::speech::SpeechSpan;
 
 /// Frames kept for [`FakeLive::poll_audio_frame`]: 5 s.
 const MAX_QUEUED_FRAMES: usize = 250;
@@ -28,11 +29,15 @@ pub(super) struct WebRtcMode {
 
 impl WebRtcMode {
     /// Queues one played-out frame, dropping the oldest past the cap.
-    pub(super) fn push_frame(&mut self, at: Instant, samples: Vec<i16>) {
+    pub(super) fn push_frame(&mut self, at: Instant, samples: Vec<i16>, speech: SpeechSpan) {
         if self.frames.len() >= MAX_QUEUED_FRAMES {
             self.frames.pop_front();
         }
-        self.frames.push_back(AudioFrame { at, samples });
+        self.frames.push_back(AudioFrame {
+            at,
+            samples,
+            speech: Some(speech),
+        });
     }
 }
 

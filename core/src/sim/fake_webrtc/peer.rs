@@ -2,6 +2,7 @@
 //! and the brain's frames encoded into paced RTP, events on the data channel both ways.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
@@ -9,6 +10,7 @@ use str0m::media::{MediaData, MediaTime, Mid, Pt};
 use str0m::{Event, Input, Output, Rtc};
 
 use super::brain::{Brain, BrainClose};
+use super::opus_cache;
 use super::{
     AudioCodec, CHANNEL_LABEL, CallRecord, Datagram, MAX_CONCEALED, MAX_TIMEOUT_REPEATS, since,
 };
@@ -348,18 +350,23 @@ impl Call {
             return;
         }
         let codec = self.record.codec;
-        let mut payload = Vec::new();
-        let encoded = match (&mut self.encoder, codec) {
-            (Some(enc), AudioCodec::Opus) => enc.encode(&frame.samples, &mut payload).is_ok(),
-            (_, AudioCodec::Pcmu) => {
-                payload.extend(frame.samples.iter().map(|&s| g711::ulaw_encode(s)));
-                true
-            }
-            (_, AudioCodec::Pcma) => {
-                payload.extend(frame.samples.iter().map(|&s| g711::alaw_encode(s)));
-                true
-            }
-            (None, AudioCodec::Opus) => false,
+        let payload: Option<Arc<[u8]>> = match (&mut self.encoder, codec) {
+            (Some(enc), AudioCodec::Opus) => opus_payload(enc, frame),
+            (_, AudioCodec::Pcmu) => Some(
+                frame
+                    .samples
+                    .iter()
+                    .map(|&s| g711::ulaw_encode(s))
+                    .collect(),
+            ),
+            (_, AudioCodec::Pcma) => Some(
+                frame
+                    .samples
+                    .iter()
+                    .map(|&s| g711::alaw_encode(s))
+                    .collect(),
+            ),
+            (None, AudioCodec::Opus) => None,
         };
         let (frequency, step) = codec.clock();
         let ts = match self.rtp_clock {
@@ -376,11 +383,12 @@ impl Call {
                 ts
             }
         };
-        let written = encoded
-            && self.rtc.writer(self.mid).is_some_and(|w| {
+        let written = payload.is_some_and(|payload| {
+            self.rtc.writer(self.mid).is_some_and(|w| {
                 w.write(self.pt, frame.at, MediaTime::new(ts, frequency), payload)
                     .is_ok()
-            });
+            })
+        });
         if written {
             self.record.rtp_out += 1;
             self.record.rtp_out_ms += 20;
@@ -410,6 +418,22 @@ impl Call {
             self.record.closed_at = Some(since(origin, now));
         }
     }
+}
+
+/// One frame of model audio as an Opus packet: the packet encoded before for the same frame
+/// when the brain says what the frame is (and it is), else the call's own encoder's.
+fn opus_payload(encoder: &mut OpusEncoder, frame: &AudioFrame) -> Option<Arc<[u8]>> {
+    let rate = encoder.rate_hz();
+    if frame.samples.len() == encoder.frame_samples()
+        && let Some(span) = frame.speech
+        && span.matches(rate, &frame.samples)
+        && let Ok(packet) = opus_cache::speech_packet(rate, span)
+    {
+        return Some(packet);
+    }
+    let mut payload = Vec::new();
+    encoder.encode(&frame.samples, &mut payload).ok()?;
+    Some(payload.into())
 }
 
 /// The `a=mid` of the offer's first audio section.
