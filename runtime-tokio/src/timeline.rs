@@ -12,6 +12,10 @@ pub(crate) fn print_file(path: &Path) -> Result<(), String> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a call record: {e}", path.display()))?;
+    if let Some(meta) = lines.first().filter(|l| l["record"] == "call") {
+        barbara_tokio::replay::record_format(meta)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     print(&lines);
     Ok(())
 }
