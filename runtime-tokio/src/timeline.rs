@@ -121,6 +121,13 @@ fn describe(line: &Value, live: bool) -> Option<String> {
         "model_session_rollover" => {
             "session rollover: a new OpenAI session took over before the cap".to_owned()
         }
+        "uplink_fec" => {
+            let state = if line["enabled"] == true { "on" } else { "off" };
+            format!(
+                "uplink FEC {state}: OpenAI reports {}% loss on the caller's audio",
+                line["loss_percent"]
+            )
+        }
         "billed_seconds" => format!("billed so far: {} s", line["seconds"].as_f64()?),
         "model_session_closed" => match line["billed_seconds"].as_f64() {
             Some(billed) => format!("session.closed ({}): {billed} s billed", text("reason")),
@@ -174,6 +181,14 @@ mod tests {
             (
                 json!({"event": "model_session_rollover"}),
                 "session rollover: a new OpenAI session took over before the cap",
+            ),
+            (
+                json!({"event": "uplink_fec", "enabled": true, "loss_percent": 4}),
+                "uplink FEC on: OpenAI reports 4% loss on the caller's audio",
+            ),
+            (
+                json!({"event": "uplink_fec", "enabled": false, "loss_percent": 0}),
+                "uplink FEC off: OpenAI reports 0% loss on the caller's audio",
             ),
             (
                 json!({"event": "billed_seconds", "seconds": 60.0}),
