@@ -162,6 +162,35 @@ impl Session {
         either!(self, fake => fake.handle_connect(Instant::now(), url, headers))
     }
 
+    /// The fake for a Live connection whose first frame is `first`, when that is a
+    /// `session.start` carrying the conversation so far (`session.input`): a call reconnecting
+    /// after its socket dropped. As the real server, and as `FakeLive::successor` in the
+    /// simulation, it goes on with the call where that conversation leaves the script (done by
+    /// `FakeLive` on such a start) rather than greet again, and the first connection's scripted
+    /// drops, closes, errors and refusals are not played a second time. `None` for any other
+    /// first frame: the connection's own fake serves it.
+    fn continuing(
+        first: &str,
+        live: &LiveScript,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Option<Session> {
+        let start: serde_json::Value = serde_json::from_str(first).ok()?;
+        let input = start["session"]["input"].as_array();
+        if start["type"] != "session.start" || input.is_none_or(Vec::is_empty) {
+            return None;
+        }
+        let mut script = live.clone();
+        script.drop_socket_at = None;
+        script.close_at = None;
+        script.refuse_key = false;
+        script.inject_errors.clear();
+        script.greet_on_instructions = false;
+        let mut fake = FakeLive::new(script);
+        fake.handle_connect(Instant::now(), url, headers).ok()?;
+        Some(Session::Live(Box::new(fake)))
+    }
+
     fn handle_text(&mut self, text: &str) {
         either!(self, fake => fake.handle_text(Instant::now(), text));
     }
@@ -200,6 +229,8 @@ impl Session {
 /// real time until either side closes. A refused handshake leaves no report.
 async fn serve_session(stream: TcpStream, scripts: (RealtimeScript, LiveScript), reports: Reports) {
     let mut session = None;
+    // The handshake's URL and headers, for a fake that takes over after it.
+    let mut handshake_seen = (String::new(), Vec::new());
     // The shape of this callback (and its large error) is tungstenite's.
     #[allow(clippy::result_large_err)]
     let handshake = |request: &Request, response: Response| {
@@ -211,7 +242,9 @@ async fn serve_session(stream: TcpStream, scripts: (RealtimeScript, LiveScript),
             .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
             .collect();
         let fake = session.insert(Session::for_path(request.uri().path(), &scripts));
-        match fake.handle_connect(&url, &headers) {
+        let connected = fake.handle_connect(&url, &headers);
+        handshake_seen = (url, headers);
+        match connected {
             Ok(()) => Ok(response),
             Err(status) => {
                 let mut refusal = ErrorResponse::new(None);
@@ -225,6 +258,8 @@ async fn serve_session(stream: TcpStream, scripts: (RealtimeScript, LiveScript),
     let (Ok(mut socket), Some(mut fake)) = (accepted, session) else {
         return;
     };
+    let (url, headers) = handshake_seen;
+    let mut first_frame = matches!(fake, Session::Live(_));
     'session: loop {
         while let Some(output) = fake.poll_output() {
             match output {
@@ -246,7 +281,14 @@ async fn serve_session(stream: TcpStream, scripts: (RealtimeScript, LiveScript),
         }
         tokio::select! {
             message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => fake.handle_text(&text),
+                Some(Ok(Message::Text(text))) => {
+                    if std::mem::take(&mut first_frame)
+                        && let Some(continuing) = Session::continuing(&text, &scripts.1, &url, &headers)
+                    {
+                        fake = continuing;
+                    }
+                    fake.handle_text(&text);
+                }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => {
                     fake.handle_closed();
                     break 'session;

@@ -21,6 +21,7 @@ const METRICS: &[&str] = &[
     "barbara_model_session_restarts_total counter Reconnect attempts and rollovers of the model session, by cause.",
     "barbara_live_billed_seconds_total counter Live session seconds billed, summed over calls.",
     "barbara_live_sessions_closed_total counter Live sessions closed (session.closed), by reason.",
+    "barbara_uplink_fec_changes_total counter Opus FEC on the caller's audio turned on or off by OpenAI's receiver reports (WebRTC), by the new state.",
     "barbara_tool_calls_total counter Tool calls completed, by tool and outcome.",
     "barbara_tool_call_seconds_total counter Tool call latency, summed, by tool.",
     "barbara_bad_input_total counter Peer messages dropped, by leg and kind.",
@@ -231,6 +232,10 @@ impl Metrics {
                 }
                 let labels = [("reason", reason.as_str())];
                 self.add("barbara_live_sessions_closed_total", &labels, 1.0);
+            }
+            Event::UplinkFec { enabled, .. } => {
+                let state = if *enabled { "on" } else { "off" };
+                self.add("barbara_uplink_fec_changes_total", &[("state", state)], 1.0);
             }
             Event::ToolCallCompleted {
                 name,
@@ -452,6 +457,30 @@ mod tests {
             "barbara_live_sessions_closed_total{reason=\"close_requested\"} 1",
             "barbara_live_sessions_closed_total{reason=\"expired\"} 1",
             "# TYPE barbara_live_billed_seconds_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn uplink_fec_changes_are_counted_by_the_state_they_turn_to() {
+        let metrics = Metrics::default();
+        let mut gauge = metrics.call_started();
+        for (enabled, loss_percent) in [(true, 4), (false, 0), (true, 12)] {
+            let event = Event::UplinkFec {
+                enabled,
+                loss_percent,
+            };
+            metrics.observe(&event, &mut gauge);
+        }
+        let text = metrics.render();
+        for line in [
+            "# TYPE barbara_uplink_fec_changes_total counter",
+            "barbara_uplink_fec_changes_total{state=\"on\"} 2",
+            "barbara_uplink_fec_changes_total{state=\"off\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

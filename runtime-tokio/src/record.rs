@@ -1,9 +1,10 @@
 //! The call record: `BARBARA_RECORDS_DIR/{call id}.jsonl`. Its first line (`"record":"call"`)
-//! holds the metadata and what the call was made with (the configuration without its secrets,
-//! the seed, the wall clock, the backend for the called number); then, in order, one
-//! `"record":"input"` line per input the core was fed and one `"record":"event"` line per core
-//! `Event`, with its time since the call started. `barbara replay` feeds the inputs to a fresh
-//! call and compares the events. A failure to write is logged once and never affects the call.
+//! holds the record's format ([`crate::replay::RECORD_FORMAT`]), the metadata and what the
+//! call was made with (the configuration without its secrets, the seed, the wall clock, the
+//! backend for the called number); then, in order, one `"record":"input"` line per input the
+//! core was fed and one `"record":"event"` line per core `Event`, with its time since the call
+//! started. `barbara replay` feeds the inputs to a fresh call and compares the events. A failure
+//! to write is logged once and never affects the call.
 //!
 //! With `BARBARA_RECORD_AUDIO=false` the input log keeps every input but not its audio: the
 //! base64 of SignalWire `media` payloads and of the model's `*audio.delta` events is blanked,
@@ -97,6 +98,7 @@ impl Record {
             }
         }
         meta["record"] = "call".into();
+        meta["format"] = crate::replay::RECORD_FORMAT.into();
         meta["unix_ms"] = (unix.as_millis() as u64).into();
         meta["unix_ns"] = (unix.as_nanos() as u64).into();
         meta["seed"] = hex(&call.seed()).into();
@@ -319,6 +321,7 @@ mod tests {
             .collect();
         assert_eq!(written.len(), lines + 1);
         assert_eq!(written[0]["record"], "call");
+        assert_eq!(written[0]["format"], crate::replay::RECORD_FORMAT);
         for (i, line) in written[1..].iter().enumerate() {
             if i % 10 == 9 {
                 assert_eq!(line["record"], "event", "line {i}: {line}");

@@ -14,6 +14,41 @@ use crate::record::{event_line, unhex};
 const NO_AUDIO: &str = "this call was recorded with BARBARA_RECORD_AUDIO=false: its input log \
      has no audio, so it cannot be replayed (`barbara show` prints its timeline and transcript)";
 
+/// The version of the call record format this `barbara` writes and reads, in the record's first
+/// line as `"format"`. It goes up when a line changes so that an older `barbara` would misread
+/// it (a field renamed, removed or given another meaning); a configuration field added with a
+/// default that keeps older records' meaning (see `snapshot`) does not change it.
+pub const RECORD_FORMAT: u64 = 1;
+
+/// How a call record's first line states its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// [`RECORD_FORMAT`], stated.
+    Current,
+    /// No `"format"`: written before records had one, which is read as format 1.
+    Unversioned,
+}
+
+/// Checks the format of the record whose first line is `meta`.
+///
+/// # Errors
+/// A format newer than [`RECORD_FORMAT`], or one that is not a format number, as one line.
+pub fn record_format(meta: &Value) -> Result<RecordFormat, String> {
+    match &meta["format"] {
+        Value::Null => Ok(RecordFormat::Unversioned),
+        format => match format.as_u64() {
+            Some(RECORD_FORMAT) => Ok(RecordFormat::Current),
+            Some(newer) if newer > RECORD_FORMAT => Err(format!(
+                "this record is format {newer}, newer than this barbara reads (format \
+                 {RECORD_FORMAT}): read it with a newer barbara"
+            )),
+            _ => Err(format!(
+                "unknown record format {format} (this barbara reads format {RECORD_FORMAT})"
+            )),
+        },
+    }
+}
+
 /// What a replay found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replay {
@@ -108,6 +143,7 @@ pub fn replay(record: &str) -> Result<Replay, String> {
     if meta["record"] != "call" {
         return Err("not a call record: its first line is not \"record\":\"call\"".to_owned());
     }
+    let format = record_format(&meta)?;
     if meta["record_audio"] == false {
         return Err(NO_AUDIO.to_owned());
     }
@@ -121,8 +157,13 @@ pub fn replay(record: &str) -> Result<Replay, String> {
             .as_u64()
             .ok_or("the record has no unix_ns")?,
     );
-    let config = crate::snapshot::from_json(&meta["config"])
-        .map_err(|e| format!("the record's configuration: {e}"))?;
+    let config = crate::snapshot::from_json(&meta["config"]).map_err(|e| match format {
+        RecordFormat::Current => format!("the record's configuration: {e}"),
+        RecordFormat::Unversioned => format!(
+            "the record's configuration: {e} (the record has no \"format\": it predates \
+             format versioning and does not read as format {RECORD_FORMAT})"
+        ),
+    })?;
     let start = Instant::now();
     let mut call = Call::new(config, seed, start, unix)
         .map_err(|e| format!("the record's configuration is refused: {e}"))?;
@@ -177,4 +218,106 @@ pub fn replay(record: &str) -> Result<Replay, String> {
             replayed: replayed.get(index).cloned(),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use barbara_core::CallConfig;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A record of a call hung up at once, made with the configuration `config`, whose first
+    /// line is then changed by `edit`; its events are the ones a replay gives, so it matches.
+    fn record(config: Value, edit: impl FnOnce(&mut Value)) -> String {
+        let mut meta = json!({
+            "record": "call",
+            "format": RECORD_FORMAT,
+            "call_sid": "CAformat",
+            "seed": "07".repeat(32),
+            "unix_ns": 1_790_000_000_000_000_000_u64,
+            "config": config,
+        });
+        let input = json!({"record": "input", "input": "hang_up", "at_ns": 1_000_000});
+        let mut lines = vec![meta.to_string(), input.to_string()];
+        // Each replay names the first event the record lacks; add them until none is missing.
+        while let Ok(Replay {
+            divergence:
+                Some(Divergence {
+                    recorded: None,
+                    replayed: Some((_, event)),
+                    ..
+                }),
+            ..
+        }) = replay(&lines.join("\n"))
+        {
+            lines.push(event.to_string());
+        }
+        edit(&mut meta);
+        lines[0] = meta.to_string();
+        lines.join("\n")
+    }
+
+    fn todays_config() -> Value {
+        crate::snapshot::to_json(&CallConfig::new("sk-test"))
+    }
+
+    #[test]
+    fn a_record_of_the_current_format_replays() {
+        let replay = replay(&record(todays_config(), |_| {})).unwrap();
+        assert_eq!(replay.divergence, None, "{replay}");
+        assert!(replay.events > 0);
+    }
+
+    #[test]
+    fn a_record_without_a_format_reads_as_the_first_format() {
+        let text = record(todays_config(), |meta| {
+            meta.as_object_mut().unwrap().remove("format");
+        });
+        let replay = replay(&text).unwrap();
+        assert_eq!(replay.divergence, None, "{replay}");
+    }
+
+    #[test]
+    fn a_record_of_a_newer_format_is_refused_in_one_line() {
+        let text = record(todays_config(), |meta| meta["format"] = 99.into());
+        let e = replay(&text).unwrap_err();
+        assert!(e.contains("format 99") && e.contains("newer"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn a_format_that_is_not_a_known_number_is_refused() {
+        for format in [json!("1.0-beta"), json!(0), json!(-1), json!(1.5)] {
+            let text = record(todays_config(), |meta| meta["format"] = format.clone());
+            let e = replay(&text).unwrap_err();
+            assert!(e.starts_with("unknown record format"), "{format}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_record_missing_a_later_optional_setting_replays() {
+        let mut config = todays_config();
+        config["limits"]
+            .as_object_mut()
+            .unwrap()
+            .remove("session_rollover");
+        let replay = replay(&record(config, |_| {})).unwrap();
+        assert_eq!(replay.divergence, None, "{replay}");
+    }
+
+    #[test]
+    fn an_unversioned_record_whose_configuration_does_not_read_says_why() {
+        let mut config = todays_config();
+        config["openai"]
+            .as_object_mut()
+            .unwrap()
+            .remove("greet_first");
+        let text = record(config, |meta| {
+            meta.as_object_mut().unwrap().remove("format");
+        });
+        let e = replay(&text).unwrap_err();
+        assert!(e.contains("greet_first"), "{e}");
+        assert!(e.contains("predates format versioning"), "{e}");
+    }
 }

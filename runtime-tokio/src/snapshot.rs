@@ -4,6 +4,14 @@
 //!
 //! The shapes mirror the core's types field by field (serde `remote`), so a field added to the
 //! core's configuration fails to compile here until the record carries it too.
+//!
+//! Records outlive the code that wrote them, so reading is lenient where that keeps their
+//! meaning: fields this code does not know are ignored (a newer `barbara` of the same record
+//! format may have added one), and a field that may be missing takes the value under which the
+//! core behaves as it did before the field existed: `None` for an optional setting, empty for a
+//! list or map. A field added to the core later gets such a `#[serde(default)]` too, so that
+//! older records still load; one without a value that keeps their meaning bumps
+//! [`crate::replay::RECORD_FORMAT`] instead.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,16 +52,21 @@ fn secret<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
 struct CallConfigDef {
     #[serde(with = "OpenAiDef")]
     openai: OpenAiConfig,
+    #[serde(default)]
     #[serde(with = "tools")]
     tools: Vec<ToolSpec>,
     #[serde(with = "BuiltinsDef")]
     builtins: Builtins,
+    #[serde(default)]
     #[serde(with = "signalwire")]
     signalwire: Option<SignalWireRest>,
+    #[serde(default)]
     public_url: Option<String>,
+    #[serde(default)]
     instructions_by_number: BTreeMap<String, String>,
     #[serde(with = "BackendDef")]
     backend: Backend,
+    #[serde(default)]
     #[serde(with = "backends")]
     backend_by_number: BTreeMap<String, Backend>,
     #[serde(with = "LiveDef")]
@@ -79,6 +92,7 @@ struct OpenAiDef {
     instructions: String,
     #[serde(with = "TurnDetectionDef")]
     turn_detection: TurnDetection,
+    #[serde(default)]
     transcription_model: Option<String>,
     greet_first: bool,
 }
@@ -100,7 +114,9 @@ struct ToolSpecDef {
     description: String,
     parameters: serde_json::Value,
     timeout: Duration,
+    #[serde(default)]
     webhook: Option<String>,
+    #[serde(default)]
     filler: Option<String>,
 }
 
@@ -149,6 +165,7 @@ enum TransportDef {
 #[derive(Serialize, Deserialize)]
 #[serde(remote = "WebRtcConfig")]
 struct WebRtcDef {
+    #[serde(default)]
     local_addrs: Vec<SocketAddr>,
     connect_timeout: Duration,
     liveness_timeout: Duration,
@@ -176,6 +193,8 @@ struct LimitsDef {
     model_connect_timeout: Duration,
     hangup_drain: Duration,
     http_timeout: Duration,
+    // Records from before rollover existed ran without it.
+    #[serde(default)]
     session_rollover: Option<Duration>,
 }
 
@@ -288,5 +307,69 @@ mod tests {
         assert_eq!(back.tools, config.tools);
         assert_eq!(back.openai.turn_detection, config.openai.turn_detection);
         assert_eq!(back.backend_by_number, config.backend_by_number);
+    }
+
+    /// The configuration's JSON with the fields at `paths` (`/`-separated) removed.
+    fn without(paths: &[&str]) -> serde_json::Value {
+        let mut json = to_json(&CallConfig::new("sk-test"));
+        for path in paths {
+            let (parent, field) = path.rsplit_once('/').unwrap_or(("", path));
+            let parent = if parent.is_empty() {
+                Some(&mut json)
+            } else {
+                json.pointer_mut(&format!("/{parent}"))
+            };
+            let removed = parent.and_then(|p| p.as_object_mut()?.remove(field));
+            assert!(removed.is_some(), "{path} is not in the snapshot");
+        }
+        json
+    }
+
+    #[test]
+    fn a_record_from_before_session_rollover_loads_with_rollover_off() {
+        let config = from_json(&without(&["limits/session_rollover"])).unwrap();
+        assert_eq!(config.limits.session_rollover, None);
+        assert_eq!(
+            config.limits.http_timeout,
+            CallConfig::new("").limits.http_timeout
+        );
+    }
+
+    #[test]
+    fn missing_optional_settings_lists_and_maps_load_as_absent_or_empty() {
+        let json = without(&[
+            "tools",
+            "signalwire",
+            "public_url",
+            "instructions_by_number",
+            "backend_by_number",
+            "openai/transcription_model",
+            "webrtc/local_addrs",
+        ]);
+        let config = from_json(&json).unwrap();
+        assert!(config.tools.is_empty());
+        assert!(config.signalwire.is_none());
+        assert_eq!(config.openai.transcription_model, None);
+        assert!(config.backend_by_number.is_empty());
+        assert!(config.webrtc.local_addrs.is_empty());
+    }
+
+    #[test]
+    fn fields_a_newer_barbara_added_are_ignored() {
+        let mut json = to_json(&CallConfig::new("sk-test"));
+        json["future_setting"] = serde_json::json!({"on": true});
+        json["limits"]["future_limit_ms"] = 250.into();
+        let config = from_json(&json).unwrap();
+        assert_eq!(to_json(&config), to_json(&CallConfig::new("sk-test")));
+    }
+
+    #[test]
+    fn a_missing_setting_without_a_safe_default_is_named() {
+        let e = from_json(&without(&["openai/greet_first"])).err().unwrap();
+        assert!(e.contains("greet_first"), "{e}");
+        let e = from_json(&serde_json::json!("not a configuration"))
+            .err()
+            .unwrap();
+        assert!(!e.is_empty());
     }
 }

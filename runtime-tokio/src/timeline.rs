@@ -12,6 +12,10 @@ pub(crate) fn print_file(path: &Path) -> Result<(), String> {
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a call record: {e}", path.display()))?;
+    if let Some(meta) = lines.first().filter(|l| l["record"] == "call") {
+        barbara_tokio::replay::record_format(meta)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     print(&lines);
     Ok(())
 }
@@ -117,6 +121,13 @@ fn describe(line: &Value, live: bool) -> Option<String> {
         "model_session_rollover" => {
             "session rollover: a new OpenAI session took over before the cap".to_owned()
         }
+        "uplink_fec" => {
+            let state = if line["enabled"] == true { "on" } else { "off" };
+            format!(
+                "uplink FEC {state}: OpenAI reports {}% loss on the caller's audio",
+                line["loss_percent"]
+            )
+        }
         "billed_seconds" => format!("billed so far: {} s", line["seconds"].as_f64()?),
         "model_session_closed" => match line["billed_seconds"].as_f64() {
             Some(billed) => format!("session.closed ({}): {billed} s billed", text("reason")),
@@ -170,6 +181,14 @@ mod tests {
             (
                 json!({"event": "model_session_rollover"}),
                 "session rollover: a new OpenAI session took over before the cap",
+            ),
+            (
+                json!({"event": "uplink_fec", "enabled": true, "loss_percent": 4}),
+                "uplink FEC on: OpenAI reports 4% loss on the caller's audio",
+            ),
+            (
+                json!({"event": "uplink_fec", "enabled": false, "loss_percent": 0}),
+                "uplink FEC off: OpenAI reports 0% loss on the caller's audio",
             ),
             (
                 json!({"event": "billed_seconds", "seconds": 60.0}),

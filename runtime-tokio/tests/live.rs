@@ -207,3 +207,80 @@ async fn whole_live_call_delegates_a_tool_closes_its_session_and_replays() {
         assert!(stdout.contains(expected), "{expected} in {stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_whose_socket_drops_goes_on_without_greeting_again() {
+    // The socket drops once the model has greeted and answered the first question; the
+    // reconnected session gets the conversation as input and answers the second question.
+    let script = LiveScript {
+        turns: vec![
+            turn("Thanks for calling Acme, how can I help?", 1_000),
+            turn("We open at nine.", 800),
+            turn("We close at five.", 800),
+        ],
+        caller_transcripts: vec![
+            "When do you open?".to_owned(),
+            "When do you close?".to_owned(),
+        ],
+        drop_socket_at: Some(Duration::from_millis(4_500)),
+        ..LiveScript::default()
+    };
+    let config = config_file(
+        "live-reconnect",
+        "[numbers.\"+15551230002\"]\nbackend = \"live\"\n",
+    );
+    let openai = FakeOpenAi::start_live(script).await.unwrap();
+    let h = Harness::start(
+        "live-reconnect",
+        &openai.base_url(),
+        &[("BARBARA_CONFIG", config.as_str())],
+    )
+    .await;
+    let token = h.token().await;
+    let report = fakes::call(
+        &h.stream_url(),
+        Some(&token),
+        caller(&[(1_800, 800), (6_500, 800)], 10_500),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    h.wait_idle().await;
+    let sessions = openai.closed_live_sessions(2).await;
+    assert_eq!(sessions.len(), 2, "{sessions:#?}");
+    for session in &sessions {
+        assert!(session.violations.is_empty(), "{:#?}", session.violations);
+        assert!(session.errors_sent.is_empty(), "{:?}", session.errors_sent);
+    }
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+
+    // One drop, one reconnection: the first connection's scripted drop is not played again.
+    let events = h.events();
+    assert_eq!(
+        positions(&events, "model_reconnecting").len(),
+        1,
+        "{events:?}"
+    );
+    let resumed = &sessions[1];
+    let input = &resumed.session_start.as_ref().unwrap()["input"];
+    assert!(
+        input.to_string().contains("Thanks for calling Acme"),
+        "{input}"
+    );
+    // The resumed session answered the second question and never greeted.
+    let spoken: Vec<(TurnTrigger, &str)> = resumed
+        .turns
+        .iter()
+        .map(|t| (t.trigger, t.text.as_str()))
+        .collect();
+    assert_eq!(
+        spoken,
+        [(TurnTrigger::CallerTurn, "We close at five.")],
+        "{resumed:#?}"
+    );
+    let greetings = positions(&events, "transcript")
+        .into_iter()
+        .filter(|(_, e)| e["text"] == "Thanks for calling Acme, how can I help?")
+        .count();
+    assert_eq!(greetings, 1, "{events:?}");
+}

@@ -79,6 +79,7 @@ async fn a_recorded_websocket_call_replays_exactly_and_a_tampered_one_diverges()
     let record = h.record();
     assert_eq!(record[0]["config"]["openai"]["api_key"], "<not recorded>");
     assert_eq!(record[0]["seed"].as_str().map(str::len), Some(64));
+    assert_eq!(record[0]["format"], barbara_tokio::replay::RECORD_FORMAT);
     let inputs = record.iter().filter(|l| l["record"] == "input").count();
     assert!(inputs > 100, "{inputs}");
     assert!(h.has_event("tool_call_completed"));
@@ -131,6 +132,21 @@ fn replay_refuses_a_file_that_is_not_a_call_record() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("not a call record"), "{stderr}");
+}
+
+#[test]
+fn replay_and_show_refuse_a_record_of_a_newer_format_in_one_line() {
+    let path = TempPath::new("replay-newer-format.jsonl");
+    let meta = json!({"record": "call", "format": 99, "call_sid": "CAfuture", "config": {}});
+    std::fs::write(&*path, format!("{meta}\n")).unwrap();
+    for (command, exit) in [("replay", 2), ("show", 1)] {
+        let (code, stdout, stderr) = barbara(command, &path);
+        assert_eq!(code, Some(exit), "{command}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{command}: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+        assert!(stderr.contains("format 99"), "{command}: {stderr}");
+        assert!(stderr.contains("newer barbara"), "{command}: {stderr}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
