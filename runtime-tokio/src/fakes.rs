@@ -180,13 +180,7 @@ impl Session {
         if start["type"] != "session.start" || input.is_none_or(Vec::is_empty) {
             return None;
         }
-        let mut script = live.clone();
-        script.drop_socket_at = None;
-        script.close_at = None;
-        script.refuse_key = false;
-        script.inject_errors.clear();
-        script.greet_on_instructions = false;
-        let mut fake = FakeLive::new(script);
+        let mut fake = FakeLive::new(live.clone().for_a_later_connection());
         fake.handle_connect(Instant::now(), url, headers).ok()?;
         Some(Session::Live(Box::new(fake)))
     }

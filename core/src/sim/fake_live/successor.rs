@@ -1,6 +1,19 @@
 //! The fake for a client's next connection after a dropped one.
 
-use super::FakeLive;
+use super::{FakeLive, LiveScript};
+
+impl LiveScript {
+    /// The script with what belongs to a first connection taken out: scripted drops, closes,
+    /// refusals and errors, and the greeting.
+    pub fn for_a_later_connection(mut self) -> LiveScript {
+        self.drop_socket_at = None;
+        self.close_at = None;
+        self.refuse_key = false;
+        self.inject_errors.clear();
+        self.greet_on_instructions = false;
+        self
+    }
+}
 
 impl FakeLive {
     /// Whether this fake has served its connection (it serves one).
@@ -21,12 +34,7 @@ impl FakeLive {
             .skip(self.caller_turns)
             .cloned()
             .collect();
-        script.drop_socket_at = None;
-        script.close_at = None;
-        script.refuse_key = false;
-        script.inject_errors.clear();
-        script.greet_on_instructions = false;
-        let mut next = FakeLive::new(script);
+        let mut next = FakeLive::new(script.for_a_later_connection());
         next.origin = self.origin;
         next.resume_from_input = false;
         next
