@@ -36,7 +36,13 @@ pub(crate) fn measure(shape: Shape, calls: u64, seconds: u64, overhead_ns: u64) 
     probe::reset(overhead_ns);
     let baseline = alloc::tagged_bytes();
     let mut sims: Vec<Sim> = (0..calls)
-        .map(|i| Sim::with_probe(conversation(shape, 1_000 + i, seconds), probe::probe()))
+        .map(|i| {
+            Sim::with_probe(
+                Instant::now(),
+                conversation(shape, 1_000 + i, seconds),
+                probe::probe(),
+            )
+        })
         .collect();
     let mid = seconds.div_ceil(2).max(1);
     let mut held = 0i64;
@@ -130,7 +136,7 @@ pub(crate) struct SpeedFigures {
 pub(crate) fn speed(shape: Shape, seconds: u64) -> SpeedFigures {
     let config = conversation(shape, 7, seconds);
     let start = Instant::now();
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(Instant::now(), config);
     sim.run_to_end(Duration::from_secs(seconds + 60));
     let wall = start.elapsed();
     SpeedFigures {

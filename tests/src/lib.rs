@@ -1,6 +1,6 @@
 //! Shared helpers for the scenario tests: scripted calls on the core's simulation.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
 pub use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance, WireShape};
@@ -14,6 +14,12 @@ pub use barbara_core::sim::net::NetParams;
 pub use barbara_core::{
     Backend, EndReason, Event, LiveConfig, Role, ToolAction, ToolSpec, TransportChoice,
 };
+
+/// The origin of a simulation's virtual clock. The core reads no clock: the test side picks
+/// any instant, and every time in the run is an offset from it.
+pub fn origin() -> Instant {
+    Instant::now()
+}
 
 /// The same call, carried over WebRTC first (the product's default).
 pub fn over_webrtc(mut config: SimConfig) -> SimConfig {
@@ -141,9 +147,9 @@ pub fn l16_call(seed: u64, rate_hz: u32, utterance_ms: u64) -> SimConfig {
 
 /// Runs the configuration twice and checks that both runs tell the same story; returns one.
 pub fn run_deterministic(config: SimConfig, limit: Duration) -> Sim {
-    let mut first = Sim::new(config.clone());
+    let mut first = Sim::new(origin(), config.clone());
     first.run_to_end(limit);
-    let mut second = Sim::new(config);
+    let mut second = Sim::new(origin(), config);
     second.run_to_end(limit);
     assert_eq!(
         first.trace_lines(),
@@ -258,7 +264,7 @@ pub fn caller_backlog_ms(sim: &Sim) -> f64 {
 /// Runs a call to its end, sampling after every step the caller's backlog and the call's
 /// pending marks; returns the sim and the largest of each.
 pub fn run_sampling_backlog(config: SimConfig, limit: Duration) -> (Sim, f64, usize) {
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     let (mut backlog, mut marks) = (0.0f64, 0usize);
     sim.run_until(limit, |s| {
         backlog = backlog.max(caller_backlog_ms(s));
@@ -336,7 +342,7 @@ pub fn live_webrtc_sessions(sim: &Sim) -> Vec<LiveReport> {
 /// [`run_deterministic`], also checking that the fake WebRTC endpoint's Live sessions saw the
 /// same thing both times.
 pub fn run_deterministic_webrtc(config: SimConfig, limit: Duration) -> Sim {
-    let mut second = Sim::new(config.clone());
+    let mut second = Sim::new(origin(), config.clone());
     second.run_to_end(limit);
     let first = run_deterministic(config, limit);
     assert_eq!(

@@ -20,8 +20,7 @@ struct Harness {
 
 impl Harness {
     fn new(config: CallConfig) -> Self {
-        #[allow(clippy::disallowed_methods)]
-        let t0 = Instant::now();
+        let t0 = crate::tests::origin();
         let call = Call::new(config, [3; 32], t0, Duration::from_secs(1_790_000_000)).unwrap();
         Harness {
             call,

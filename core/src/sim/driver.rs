@@ -260,12 +260,14 @@ const MAX_OUTPUTS_PER_INPUT: usize = 20_000;
 const MAX_STEPS_AT_ONE_INSTANT: u64 = 200_000;
 
 impl Sim {
-    /// Builds the call and its peers at virtual time zero.
+    /// Builds the call and its peers at virtual time zero, which is `origin`: any instant the
+    /// caller picks (the core reads no clock); every time in the simulation is `origin` plus a
+    /// virtual offset, so the run does not depend on it.
     ///
     /// # Panics
     /// When the call configuration is invalid (a test bug).
-    pub fn new(config: SimConfig) -> Sim {
-        Sim::build(config, ProbeSlot(None))
+    pub fn new(origin: Instant, config: SimConfig) -> Sim {
+        Sim::build(origin, config, ProbeSlot(None))
     }
 
     /// Like [`Sim::new`], with `probe` called around every call into the call, `Call::new`
@@ -273,11 +275,11 @@ impl Sim {
     ///
     /// # Panics
     /// When the call configuration is invalid (a test bug).
-    pub fn with_probe(config: SimConfig, probe: Probe) -> Sim {
-        Sim::build(config, ProbeSlot(Some(probe)))
+    pub fn with_probe(origin: Instant, config: SimConfig, probe: Probe) -> Sim {
+        Sim::build(origin, config, ProbeSlot(Some(probe)))
     }
 
-    fn build(mut config: SimConfig, mut probe: ProbeSlot) -> Sim {
+    fn build(base: Instant, mut config: SimConfig, mut probe: ProbeSlot) -> Sim {
         // str0m makes its non-crypto choices with fastrand: seed it for repeatable timings.
         fastrand::seed(config.seed);
         // The WebRTC endpoint's Live sessions follow the Live script unless told otherwise.
@@ -289,9 +291,6 @@ impl Sim {
         {
             config.call.webrtc.local_addrs = vec![bridge_udp()];
         }
-        // Only an origin: every time in the simulation is this plus a virtual offset.
-        #[allow(clippy::disallowed_methods)]
-        let base = Instant::now();
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&config.seed.to_le_bytes());
         probe.enter(ProbeCall::New);

@@ -914,10 +914,8 @@ mod tests {
     }
 
     impl Run {
-        // The one clock read: an arbitrary base that every test time is an offset from.
-        #[allow(clippy::disallowed_methods)]
         fn new(script: CallerScript) -> Self {
-            let base = Instant::now();
+            let base = crate::tests::origin();
             let mut run = Run {
                 fake: FakeCaller::new(script, base),
                 base,

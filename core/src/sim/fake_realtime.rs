@@ -2298,11 +2298,7 @@ mod tests {
         vec![("Authorization".to_owned(), "Bearer sk-test".to_owned())]
     }
 
-    /// An origin for the tests' instants; every other instant is an offset from it.
-    #[allow(clippy::disallowed_methods)]
-    fn origin() -> Instant {
-        Instant::now()
-    }
+    use crate::tests::origin;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

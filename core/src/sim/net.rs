@@ -192,10 +192,7 @@ impl<T: Clone> SimNet<T> {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)]
-    fn origin() -> Instant {
-        Instant::now()
-    }
+    use crate::tests::origin;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

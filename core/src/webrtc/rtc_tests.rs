@@ -28,8 +28,7 @@ fn answerer_addr() -> SocketAddr {
 }
 
 fn base() -> Instant {
-    #[allow(clippy::disallowed_methods)]
-    Instant::now()
+    crate::tests::origin()
 }
 
 /// One datagram in flight.

@@ -18,7 +18,7 @@ fn call_dropped_mid_answer() -> Sim {
         vec!["Where is order 4417?".to_owned(), "Thank you.".to_owned()];
     // The answer starts about half a second after the caller stops at 4 s and runs 4 s.
     config.live.drop_socket_at = Some(secs(6));
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     sim.run_to_end(secs(30));
     sim
 }

@@ -32,7 +32,7 @@ fn determinism_same_seed() {
     assert!(a.trace().len() > 10);
     // Another seed with the same script tells the same story: the seed only feeds choices
     // the script does not fix.
-    let mut b = Sim::new(busy_call(100));
+    let mut b = Sim::new(origin(), busy_call(100));
     b.run_to_end(secs(40));
     assert_eq!(a.trace().len(), b.trace().len());
 }

@@ -10,7 +10,7 @@ fn hour_long_call_hits_session_limit() {
     let replies = (0..55).map(|_| say("Mm-hm, go on.", 3_000)).collect();
     let mut config = scenario(16, 2_000, replies, utterances, secs(65 * 60));
     config.call.limits.session_rollover = None;
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     sim.run_to_end(secs(70 * 60));
 
     let (end, event) = sim.first(is_end).unwrap();

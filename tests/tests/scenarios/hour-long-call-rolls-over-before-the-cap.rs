@@ -11,7 +11,7 @@ fn hour_long_call_rolls_over_before_the_cap() {
     let replies = (0..68).map(|_| say("Mm-hm, go on.", 3_000)).collect();
     let mut config = scenario(17, 2_000, replies, utterances, secs(70 * 60));
     config.call.limits.session_rollover = Some(secs(55 * 60));
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     sim.run_to_end(secs(75 * 60));
 
     let rollovers = sim.all(|e| matches!(e, Event::ModelSessionRollover));

@@ -33,7 +33,7 @@ fn malformed_signalwire_messages() {
         ),
         (ms(1_600), r#"{"event":"media"}"#.to_owned()),
     ];
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     // Media before `start`: injected before the caller's own `connected`/`start` arrive.
     sim.inject_phone_text(ms(1), r#"{"event":"media","media":{"payload":"//8="}}"#);
     sim.run_to_end(secs(20));

@@ -117,7 +117,7 @@ proptest! {
         let timeouts = (config.call.tools[0].timeout, config.call.tools[1].timeout);
         let timeouts = (timeouts.0.as_millis() as u64, timeouts.1.as_millis() as u64);
         let latencies = (config.phone_latency, config.model_latency);
-        let mut sim = Sim::new(config);
+        let mut sim = Sim::new(origin(), config);
         sim.run_to_end(secs(60));
         prop_assert!(sim.ended_at().is_some(), "seed {seed}: the call never ended");
         prop_assert!(sim.caller().violations.is_empty(), "seed {seed}: {:?}", sim.caller().violations);

@@ -30,7 +30,7 @@ fn call_with_a_lossy_stretch() -> Sim {
         secs(70),
     ));
     config.caller.codec = PhoneCodec::L16 { rate_hz: 16_000 };
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     sim.run_until(secs(LOSS_FROM), |_| false);
     sim.set_net(NetParams {
         latency: ms(30),

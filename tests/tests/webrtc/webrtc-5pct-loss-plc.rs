@@ -8,7 +8,7 @@ fn lossy_call() -> Sim {
         vec![utterance(secs(5), ms(1_200))],
         secs(12),
     ));
-    let mut sim = Sim::new(config);
+    let mut sim = Sim::new(origin(), config);
     // Loss starts once the call is up: DTLS's own key material is random, so a lossy handshake
     // would not repeat; media under loss does.
     assert!(sim.run_until(secs(3), |s| !transports(s).is_empty()));

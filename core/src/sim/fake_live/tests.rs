@@ -16,11 +16,7 @@ fn auth() -> Vec<(String, String)> {
     vec![("Authorization".to_owned(), "Bearer sk-test".to_owned())]
 }
 
-/// An origin for the tests' instants; every other instant is an offset from it.
-#[allow(clippy::disallowed_methods)]
-fn origin() -> Instant {
-    Instant::now()
-}
+use crate::tests::origin;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -9,10 +9,7 @@ use super::*;
 use crate::sim::fake_realtime::AudioFrame;
 use crate::sim::speech::{rms, speech_like};
 
-#[allow(clippy::disallowed_methods)]
-fn origin() -> Instant {
-    Instant::now()
-}
+use crate::tests::origin;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -31,10 +31,7 @@ fn server_addr() -> SocketAddr {
     "10.0.0.2:3478".parse().unwrap()
 }
 
-#[allow(clippy::disallowed_methods)]
-fn origin() -> Instant {
-    Instant::now()
-}
+use crate::tests::origin;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
