@@ -111,16 +111,18 @@ impl RtcMedia {
     /// Caller audio (phone codec, any length) into whole 20 ms RTP payloads.
     pub(crate) fn encode_caller(&mut self, payload: &[u8], packets: &mut Vec<Vec<u8>>) {
         let frame = self.phone.frame_bytes();
-        self.pending.extend_from_slice(payload);
-        let mut offset = 0;
-        while self.pending.len() - offset >= frame {
-            let chunk = self.pending[offset..offset + frame].to_vec();
-            offset += frame;
-            if let Some(packet) = self.encode_frame(&chunk) {
+        // Taken out while encoding so each frame is read in place, not copied first.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.extend_from_slice(payload);
+        let mut frames = pending.chunks_exact(frame);
+        for chunk in &mut frames {
+            if let Some(packet) = self.encode_frame(chunk) {
                 packets.push(packet);
             }
         }
-        self.pending.drain(..offset);
+        let whole = pending.len() - frames.remainder().len();
+        pending.drain(..whole);
+        self.pending = pending;
     }
 
     fn encode_frame(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
