@@ -706,17 +706,7 @@ async fn caller(
     let call_sid = format!("CAbench{i:026}");
     let url = format!("http://127.0.0.1:{port}/incoming-call");
     let form = format!("CallSid={call_sid}&From=%2B1555000{i:04}&To=%2B15559990000");
-    let cxml = tokio::task::spawn_blocking(move || {
-        ureq::post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .send(form.as_str())
-            .map_err(|e| e.to_string())?
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    let cxml = barbara_tokio::fakes::post_form(&url, &form).await?;
     let mut script = conversation(Shape::WsPcmu, i, seconds).caller;
     script.call_sid = call_sid;
     script.stream_sid = format!("MZbench{i:026}");

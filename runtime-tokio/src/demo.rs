@@ -232,7 +232,7 @@ async fn demo(api: Backend) -> Result<(), String> {
     let server = serve(settings, listener).map_err(|e| e.to_string())?;
 
     // SignalWire fetches the cXML, then opens the stream with the token from it.
-    let cxml = ureq_post(
+    let cxml = fakes::post_form(
         &format!("http://127.0.0.1:{port}/incoming-call"),
         &format!("CallSid={CALL_SID}&From=%2B15551230001&To=%2B15551230002"),
     )
@@ -305,20 +305,4 @@ fn print_live(live: &LiveReport) {
             live.violations, live.errors_sent
         );
     }
-}
-
-/// POSTs a form on the blocking pool and returns the body.
-async fn ureq_post(url: &str, form: &str) -> Result<String, String> {
-    let (url, form) = (url.to_owned(), form.to_owned());
-    tokio::task::spawn_blocking(move || {
-        ureq::post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .send(form.as_str())
-            .map_err(|e| e.to_string())?
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }

@@ -302,6 +302,26 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// POSTs a form as SignalWire's voice webhook does (on the blocking pool) and returns the
+/// answer's body.
+///
+/// # Errors
+/// The request failed or the answer was not 2xx (the error's text).
+pub async fn post_form(url: &str, form: &str) -> Result<String, String> {
+    let (url, form) = (url.to_owned(), form.to_owned());
+    tokio::task::spawn_blocking(move || {
+        ureq::post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form.as_str())
+            .map_err(|e| e.to_string())?
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// Plays a fake SignalWire caller against `url` (`ws://…/media-stream`), optionally sending
 /// `Authorization: Bearer {bearer}` on the upgrade, until either side closes or `limit` passes.
 ///
