@@ -101,7 +101,9 @@ fn problem(shape: Shape, sim: &Sim, seconds: u64) -> Option<String> {
     }
     let expected = match shape {
         Shape::WsPcmu | Shape::WsL16 => "realtime/websocket",
-        Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => "realtime/webrtc",
+        Shape::WebRtcOpus | Shape::WebRtcOpusPcmu | Shape::WebRtcOpusPcmuNarrow => {
+            "realtime/webrtc"
+        }
         Shape::Live => "live/websocket",
     };
     let ready: Vec<&'static str> = sim

@@ -26,7 +26,9 @@ use table::{Status, Table};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: barbara-bench [--calls N] [--seconds T] [--sim-seconds S] [--quick]
-                     [--only ws-pcmu|ws-l16|webrtc|webrtc-pcmu|sim-ws|sim-webrtc|sim-webrtc-pcmu|sim-live] (for profiling)
+                     [--only KEY] (one row, for profiling)
+       KEY: ws-pcmu ws-l16 webrtc webrtc-pcmu webrtc-pcmu-narrow sim-ws sim-webrtc
+            sim-webrtc-pcmu sim-webrtc-pcmu-narrow sim-live
        barbara-bench load [--calls N] [--seconds T] [--ramp-seconds R]";
 
 /// Parsed `--name value` flags.
@@ -125,6 +127,7 @@ fn core_table(flags: &Flags) -> ExitCode {
         Shape::WsL16,
         Shape::WebRtcOpus,
         Shape::WebRtcOpusPcmu,
+        Shape::WebRtcOpusPcmuNarrow,
     ] {
         if !wanted(shape.key()) {
             continue;
@@ -146,6 +149,7 @@ fn core_table(flags: &Flags) -> ExitCode {
         Shape::WsPcmu,
         Shape::WebRtcOpus,
         Shape::WebRtcOpusPcmu,
+        Shape::WebRtcOpusPcmuNarrow,
         Shape::Live,
     ] {
         if !wanted(shape.sim_key()) {

@@ -29,8 +29,12 @@ pub(crate) enum Shape {
     WsL16,
     /// Realtime over WebRTC, L16 at 16 kHz phone leg: Opus encoded and decoded.
     WebRtcOpus,
-    /// Realtime over WebRTC, PCMU phone leg, OpenAI answering Opus only: Opus at 8 kHz.
+    /// Realtime over WebRTC, PCMU phone leg, OpenAI answering Opus only: Opus at 8 kHz up,
+    /// 24 kHz Opus down (OpenAI ignores the offer's `maxplaybackrate`).
     WebRtcOpusPcmu,
+    /// As [`Shape::WebRtcOpusPcmu`], but OpenAI honours `maxplaybackrate`: 8 kHz Opus both
+    /// ways. Whether it does is UNCONFIRMED.
+    WebRtcOpusPcmuNarrow,
     /// Live over WebSocket, PCMU phone leg.
     Live,
 }
@@ -43,6 +47,7 @@ impl Shape {
             Shape::WsL16 => "ws-l16",
             Shape::WebRtcOpus => "webrtc",
             Shape::WebRtcOpusPcmu => "webrtc-pcmu",
+            Shape::WebRtcOpusPcmuNarrow => "webrtc-pcmu-narrow",
             Shape::Live => "live",
         }
     }
@@ -54,6 +59,7 @@ impl Shape {
             Shape::WsL16 => "sim-ws-l16",
             Shape::WebRtcOpus => "sim-webrtc",
             Shape::WebRtcOpusPcmu => "sim-webrtc-pcmu",
+            Shape::WebRtcOpusPcmuNarrow => "sim-webrtc-pcmu-narrow",
             Shape::Live => "sim-live",
         }
     }
@@ -64,6 +70,9 @@ impl Shape {
             Shape::WsL16 => "WebSocket, L16@16k resampled",
             Shape::WebRtcOpus => "WebRTC, Opus transcoding (L16@16k phone)",
             Shape::WebRtcOpusPcmu => "WebRTC, Opus transcoding (PCMU phone)",
+            Shape::WebRtcOpusPcmuNarrow => {
+                "WebRTC, Opus transcoding (PCMU phone, OpenAI honours maxplaybackrate)"
+            }
             Shape::Live => "Live (WebSocket), PCMU",
         }
     }
@@ -87,7 +96,9 @@ pub(crate) fn conversation(shape: Shape, seed: u64, seconds: u64) -> SimConfig {
         .collect();
     config.caller = CallerScript {
         codec: match shape {
-            Shape::WsPcmu | Shape::Live | Shape::WebRtcOpusPcmu => PhoneCodec::Pcmu,
+            Shape::WsPcmu | Shape::Live | Shape::WebRtcOpusPcmu | Shape::WebRtcOpusPcmuNarrow => {
+                PhoneCodec::Pcmu
+            }
             Shape::WsL16 | Shape::WebRtcOpus => PhoneCodec::L16 { rate_hz: 16_000 },
         },
         utterances,
@@ -106,12 +117,18 @@ pub(crate) fn conversation(shape: Shape, seed: u64, seconds: u64) -> SimConfig {
             config.live.turns = all;
             config.live.caller_transcripts = transcripts;
         }
-        Shape::WsPcmu | Shape::WsL16 | Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => {
-            if matches!(shape, Shape::WebRtcOpus | Shape::WebRtcOpusPcmu) {
+        Shape::WsPcmu
+        | Shape::WsL16
+        | Shape::WebRtcOpus
+        | Shape::WebRtcOpusPcmu
+        | Shape::WebRtcOpusPcmuNarrow => {
+            let narrow = shape == Shape::WebRtcOpusPcmuNarrow;
+            if matches!(shape, Shape::WebRtcOpus | Shape::WebRtcOpusPcmu) || narrow {
                 config.call.transport = TransportChoice::WebRtc;
             }
             // Without G.711 in the answer the PCMU phone leg is transcoded to Opus.
-            config.webrtc.opus_only = shape == Shape::WebRtcOpusPcmu;
+            config.webrtc.opus_only = shape == Shape::WebRtcOpusPcmu || narrow;
+            config.webrtc.honour_max_playback_rate = narrow;
             let mut all = vec![say("Hello, this is Barbara. How can I help?", GREETING_MS)];
             all.extend((0..turns).map(|_| say("Mm-hm, go on.", REPLY_MS)));
             config.openai.responses = all;

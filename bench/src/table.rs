@@ -132,7 +132,9 @@ impl Table {
         let percent = f.ns_per_call_second / 1e9 * 100.0;
         let (cpu_target, mem_target) = match f.shape {
             Shape::WsPcmu => (Some(0.03), Some(256_000.0)),
-            Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => (Some(0.25), Some(1_000_000.0)),
+            Shape::WebRtcOpus | Shape::WebRtcOpusPcmu | Shape::WebRtcOpusPcmuNarrow => {
+                (Some(0.25), Some(1_000_000.0))
+            }
             Shape::WsL16 | Shape::Live => (None, None),
         };
         self.push(
@@ -178,7 +180,7 @@ impl Table {
         let (target, status) = match f.shape {
             // 600 s in 0.5 s is 1200× real time.
             Shape::WsPcmu => ("≤ 0.5 s (1200×)", Status::of(ratio >= 1_200.0)),
-            Shape::WebRtcOpus | Shape::WebRtcOpusPcmu => {
+            Shape::WebRtcOpus | Shape::WebRtcOpusPcmu | Shape::WebRtcOpusPcmuNarrow => {
                 ("≥ 200× real time", Status::of(ratio >= 200.0))
             }
             Shape::WsL16 | Shape::Live => ("—", Status::Info),

@@ -25,8 +25,8 @@ fn rows(table: &str) -> Vec<&str> {
 fn core_table_has_every_row() {
     let table = bench(&["--calls", "1", "--seconds", "8", "--sim-seconds", "8"]);
     let rows = rows(&table);
-    // Setup, 4 rows per call shape (4 shapes), 4 simulation speeds; the header.
-    assert_eq!(rows.len(), 1 + 1 + 16 + 4, "{table}");
+    // Setup, 4 rows per call shape (5 shapes), 5 simulation speeds; the header.
+    assert_eq!(rows.len(), 1 + 1 + 20 + 5, "{table}");
     assert!(!table.contains("broken run"), "{table}");
 }
 

@@ -87,6 +87,10 @@ pub struct WebRtcFakeMode {
     pub drop_after: Option<Duration>,
     /// The script of every Live session's brain; `None`: [`LiveScript::default`].
     pub live_script: Option<LiveScript>,
+    /// Encode the model's Opus at no more than the offer's `maxplaybackrate` (as libwebrtc
+    /// does). Off, the fake sends 24 kHz Opus whatever the offer says: whether OpenAI honours
+    /// the parameter is UNCONFIRMED, so both behaviours are played.
+    pub honour_max_playback_rate: bool,
 }
 
 /// The audio codec a call negotiated.
@@ -161,6 +165,12 @@ pub struct CallRecord {
     pub offer_sdp: String,
     /// The negotiated codec.
     pub codec: AudioCodec,
+    /// The rate the fake encodes its audio at (Opus: 24 kHz, or less after the offer's
+    /// `maxplaybackrate` when [`WebRtcFakeMode::honour_max_playback_rate`]; G.711: 8 kHz).
+    pub send_rate: u32,
+    /// The rate the fake decodes the bridge's audio at (Opus: 24 kHz, or less when the
+    /// offer's `sprop-maxcapturerate` says the bridge captures no more; G.711: 8 kHz).
+    pub receive_rate: u32,
     /// The codec of the last RTP packet received from the bridge.
     pub codec_in: Option<AudioCodec>,
     /// ICE and DTLS up.

@@ -14,6 +14,7 @@ use crate::audio::{ByteOrder, PhoneCodec};
 use crate::config::{TransportChoice, WebRtcConfig};
 use crate::output::Transmit;
 use crate::webrtc::media::{FecChange, RtcMedia};
+use crate::webrtc::opus_fmtp;
 use crate::webrtc::rtc::{RtcEvent, RtcLeg, RtpCodec};
 
 /// Which transport a model leg tries first.
@@ -88,6 +89,7 @@ impl RtcTransport {
     ) -> Result<(Self, String), String> {
         let mut rtc = RtcLeg::new(now, &config.local_addrs).map_err(|e| e.to_string())?;
         let offer = rtc.create_offer(now).map_err(|e| e.to_string())?;
+        let offer = opus_fmtp::declare_rates(&offer, phone.sample_rate());
         let transport = RtcTransport {
             rtc,
             media: None,

@@ -8,6 +8,8 @@ mod barge_in_over_webrtc;
 mod dtmf_over_model_speech_interrupts;
 #[path = "ice-never-completes-falls-back-to-websocket.rs"]
 mod ice_never_completes_falls_back_to_websocket;
+#[path = "model-opus-follows-the-offered-phone-rate.rs"]
+mod model_opus_follows_the_offered_phone_rate;
 #[path = "tool-call-over-data-channel.rs"]
 mod tool_call_over_data_channel;
 #[path = "uplink-loss-turns-fec-on-and-a-clean-path-turns-it-off.rs"]

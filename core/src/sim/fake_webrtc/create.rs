@@ -125,8 +125,17 @@ impl FakeRealtimeWebRtc {
                 msg,
             ));
         };
+        let (send_rate, receive_rate) = match codec {
+            AudioCodec::Opus => {
+                let (playback, capture) = offered_opus_rates(sdp);
+                let playback = playback.filter(|_| self.mode.honour_max_playback_rate);
+                (opus_rate_up_to(playback), opus_rate_up_to(capture))
+            }
+            AudioCodec::Pcmu | AudioCodec::Pcma => (codec.rate(), codec.rate()),
+        };
         let (encoder, decoder) = match codec {
-            AudioCodec::Opus => match (OpusEncoder::new(OPUS_RATE), OpusDecoder::new(OPUS_RATE)) {
+            AudioCodec::Opus => match (OpusEncoder::new(send_rate), OpusDecoder::new(receive_rate))
+            {
                 (Ok(e), Ok(d)) => (Some(e), Some(d)),
                 (Err(e), _) | (_, Err(e)) => {
                     return Err(error_answer(500, "server_error", None, &e.to_string()));
@@ -140,6 +149,8 @@ impl FakeRealtimeWebRtc {
             mid,
             pt,
             codec,
+            send_rate,
+            receive_rate,
             encoder,
             decoder,
         })
@@ -169,6 +180,8 @@ impl FakeRealtimeWebRtc {
             session,
             offer_sdp,
             codec: answered.codec,
+            send_rate: answered.send_rate,
+            receive_rate: answered.receive_rate,
             codec_in: None,
             connected_at: None,
             channel: None,
@@ -229,7 +242,7 @@ impl FakeRealtimeWebRtc {
             Err(refused) => return refused,
         };
         let session_json = session.clone().unwrap_or(Value::Null);
-        let rate = answered.codec.rate();
+        let rate = answered.send_rate;
         let brain = match FakeRealtime::new_webrtc(now, self.script.clone(), &session_json, rate) {
             Ok(brain) => brain,
             Err(r) => return self.refuse_session(&r),
@@ -381,7 +394,7 @@ impl FakeRealtimeWebRtc {
         let session_id = format!("live_rtc_{:04}", self.calls.len() + 1);
         let script = self.mode.live_script.clone().unwrap_or_default();
         let record_input = script.record_input_audio;
-        let rate = answered.codec.rate();
+        let rate = answered.send_rate;
         let brain = match FakeLive::new_webrtc(now, script, &session, rate, &session_id) {
             Ok(brain) => brain,
             Err(r) => return self.refuse_session(&r),
@@ -462,4 +475,84 @@ fn read_live_body(content_type: &str, body: &[u8]) -> Result<(Value, String), Bo
         return refusal("missing_required_parameter", "session", msg);
     };
     Ok((session.clone(), sdp.to_owned()))
+}
+
+/// The Opus `maxplaybackrate` and `sprop-maxcapturerate` of the offer's Opus payload types
+/// (RFC 7587 §6.1), read from its text: str0m keeps neither.
+fn offered_opus_rates(sdp: &str) -> (Option<u32>, Option<u32>) {
+    let opus_pts: Vec<&str> = sdp
+        .lines()
+        .filter_map(|line| {
+            let (pt, encoding) = line.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+            let name = encoding.split('/').next()?;
+            name.trim()
+                .eq_ignore_ascii_case("opus")
+                .then_some(pt.trim())
+        })
+        .collect();
+    let (mut playback, mut capture) = (None, None);
+    for line in sdp.lines() {
+        let Some((pt, params)) = line.strip_prefix("a=fmtp:").and_then(|r| r.split_once(' '))
+        else {
+            continue;
+        };
+        if !opus_pts.contains(&pt.trim()) {
+            continue;
+        }
+        for param in params.split(';') {
+            let Some((key, value)) = param.split_once('=') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<u32>() else {
+                continue;
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "maxplaybackrate" => playback = Some(value),
+                "sprop-maxcapturerate" => capture = Some(value),
+                _ => {}
+            }
+        }
+    }
+    (playback, capture)
+}
+
+/// The fake's Opus rate under a declared limit: the highest of 8, 16 and 24 kHz not above it
+/// (8 kHz below that), 24 kHz when nothing is declared.
+fn opus_rate_up_to(limit: Option<u32>) -> u32 {
+    let Some(limit) = limit else {
+        return OPUS_RATE;
+    };
+    [OPUS_RATE, 16_000, 8_000]
+        .into_iter()
+        .find(|&rate| rate <= limit)
+        .unwrap_or(8_000)
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn the_offers_opus_rates_are_read_from_its_fmtp_line() {
+        let sdp = "a=rtpmap:111 opus/48000/2\r\n\
+                   a=fmtp:111 minptime=10;maxplaybackrate=16000; sprop-maxcapturerate=8000\r\n\
+                   a=rtpmap:0 PCMU/8000\r\na=fmtp:0 maxplaybackrate=4000\r\n";
+        assert_eq!(offered_opus_rates(sdp), (Some(16_000), Some(8_000)));
+        assert_eq!(
+            offered_opus_rates("a=rtpmap:111 opus/48000/2\n"),
+            (None, None)
+        );
+        let garbage = "a=rtpmap:111 opus/48000/2\na=fmtp:111 maxplaybackrate=lots;=;;x\n";
+        assert_eq!(offered_opus_rates(garbage), (None, None));
+    }
+
+    #[test]
+    fn a_declared_rate_picks_the_highest_opus_rate_not_above_it() {
+        assert_eq!(opus_rate_up_to(None), OPUS_RATE);
+        assert_eq!(opus_rate_up_to(Some(48_000)), OPUS_RATE);
+        assert_eq!(opus_rate_up_to(Some(24_000)), 24_000);
+        assert_eq!(opus_rate_up_to(Some(22_050)), 16_000);
+        assert_eq!(opus_rate_up_to(Some(8_000)), 8_000);
+        assert_eq!(opus_rate_up_to(Some(0)), 8_000);
+    }
 }

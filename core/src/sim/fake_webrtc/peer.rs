@@ -40,6 +40,9 @@ pub(super) struct Answered {
     /// The payload type the fake sends.
     pub(super) pt: Pt,
     pub(super) codec: AudioCodec,
+    /// The rates the fake encodes and decodes at (see [`CallRecord::send_rate`]).
+    pub(super) send_rate: u32,
+    pub(super) receive_rate: u32,
     /// Opus only.
     pub(super) encoder: Option<OpusEncoder>,
     /// Opus only.
@@ -270,7 +273,11 @@ impl Call {
             .map_or(0, |prev| first.saturating_sub(prev + 1))
             .min(MAX_CONCEALED);
         self.last_seq = Some(last);
-        let rate = codec.rate();
+        let rate = if codec == AudioCodec::Opus {
+            self.record.receive_rate
+        } else {
+            codec.rate()
+        };
         let mut samples = Vec::new();
         for k in 0..lost {
             match (&mut self.decoder, codec) {
