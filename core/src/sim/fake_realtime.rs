@@ -858,6 +858,18 @@ impl FakeRealtime {
         if self.conn != Conn::Open {
             return;
         }
+        // Appends are most of a call's events: read them typed, not as a `Value` (anything
+        // that does not fit, such as a missing `audio`, takes the general path below).
+        if self.webrtc.is_none()
+            && let Ok(append) = serde_json::from_str::<AppendEvent<'_>>(text)
+            && append.kind == "input_audio_buffer.append"
+        {
+            self.report.received_types.push(append.kind.into_owned());
+            if let Err(refusal) = self.append_audio(now, &append.audio) {
+                self.refuse(now, refusal, append.event_id.as_deref());
+            }
+            return;
+        }
         let event: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -1225,6 +1237,10 @@ impl FakeRealtime {
             let msg = "Missing required parameter: 'audio'.";
             return Err(Refusal::bug("missing_required_parameter", "audio", msg));
         };
+        self.append_audio(now, audio)
+    }
+
+    fn append_audio(&mut self, now: Instant, audio: &str) -> Handled {
         let Ok(bytes) = BASE64.decode(audio) else {
             let msg = "Invalid 'audio'. Expected base64-encoded audio.";
             return Err(Refusal::bug("invalid_value", "audio", msg));
@@ -2288,6 +2304,17 @@ fn session_config(s: &Value) -> Result<SessionConfig, Refusal> {
     })
 }
 
+/// An `input_audio_buffer.append`, read without building a `Value`.
+#[derive(serde::Deserialize)]
+struct AppendEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    audio: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    event_id: Option<std::borrow::Cow<'a, str>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2623,6 +2650,48 @@ mod tests {
         let r = &h.fake.report().responses[0];
         assert_eq!(r.status, "cancelled");
         assert!(r.audio_ms_sent > 0 && r.audio_ms_sent < 600, "{r:?}");
+    }
+
+    #[test]
+    fn appends_are_counted_and_bad_ones_refused_with_their_event_id() {
+        let mut h = Harness::connect(RealtimeScript::default());
+        h.setup_pcmu(Value::Null);
+        let good = json!({"type": "input_audio_buffer.append", "event_id": "evt_a1",
+                          "audio": BASE64.encode([0xFFu8; 160])});
+        assert!(h.send(good).is_empty());
+        assert_eq!(h.fake.report().input_audio_bytes, 160);
+        let refusals = [
+            (
+                json!({"type": "input_audio_buffer.append", "event_id": "evt_a2",
+                    "audio": "not base64!"}),
+                "invalid_value",
+            ),
+            (
+                json!({"type": "input_audio_buffer.append", "event_id": "evt_a3"}),
+                "missing_required_parameter",
+            ),
+            (
+                json!({"type": "input_audio_buffer.append", "event_id": "evt_a4", "audio": 5}),
+                "missing_required_parameter",
+            ),
+        ];
+        for (event, code) in refusals {
+            let eid = event["event_id"].clone();
+            let evs = h.send(event);
+            assert_eq!(types(&evs), ["error"], "{eid}");
+            assert_eq!(evs[0]["error"]["code"], code, "{eid}");
+            assert_eq!(evs[0]["error"]["param"], "audio", "{eid}");
+            assert_eq!(evs[0]["error"]["event_id"], eid);
+        }
+        assert_eq!(h.fake.report().input_audio_bytes, 160);
+        assert_eq!(h.fake.report().violations.len(), 3);
+        let appends = h.fake.report().received_types.iter();
+        assert_eq!(
+            appends
+                .filter(|t| *t == "input_audio_buffer.append")
+                .count(),
+            4
+        );
     }
 
     #[test]
