@@ -26,6 +26,7 @@ use table::{Status, Table};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 const USAGE: &str = "usage: barbara-bench [--calls N] [--seconds T] [--sim-seconds S] [--quick]
+                     [--repeat R] (best of R runs, with their spread)
                      [--only KEY] (one row, for profiling)
        KEY: ws-pcmu ws-l16 webrtc webrtc-pcmu webrtc-pcmu-narrow sim-ws sim-webrtc
             sim-webrtc-pcmu sim-webrtc-pcmu-narrow sim-live
@@ -38,6 +39,7 @@ struct Flags {
     sim_seconds: Option<u64>,
     ramp_seconds: Option<u64>,
     only: Option<String>,
+    repeat: u64,
     quick: bool,
     rest: Vec<String>,
 }
@@ -49,6 +51,7 @@ fn parse(args: &[String]) -> Result<Flags, String> {
         sim_seconds: None,
         ramp_seconds: None,
         only: None,
+        repeat: 1,
         quick: false,
         rest: Vec::new(),
     };
@@ -66,6 +69,7 @@ fn parse(args: &[String]) -> Result<Flags, String> {
             "--seconds" => flags.seconds = number("--seconds")?.filter(|n| *n > 0),
             "--sim-seconds" => flags.sim_seconds = number("--sim-seconds")?.filter(|n| *n > 0),
             "--ramp-seconds" => flags.ramp_seconds = number("--ramp-seconds")?,
+            "--repeat" => flags.repeat = number("--repeat")?.unwrap_or(1).clamp(1, 20),
             "--quick" => flags.quick = true,
             "--only" => flags.only = args.next().cloned(),
             other => flags.rest.push(other.to_owned()),
@@ -136,7 +140,7 @@ fn core_table(flags: &Flags) -> ExitCode {
             "barbara-bench: {calls} calls × {seconds} s: {}",
             shape.label()
         );
-        let figures = core_bench::measure(shape, calls, seconds, overhead);
+        let figures = core_bench::measure_best(flags.repeat, shape, calls, seconds, overhead);
         for line in &figures.breakdown {
             eprintln!("barbara-bench:   {line}");
         }
@@ -159,7 +163,7 @@ fn core_table(flags: &Flags) -> ExitCode {
             "barbara-bench: simulating a {sim_seconds} s call: {}",
             shape.label()
         );
-        let figures = core_bench::speed(shape, sim_seconds);
+        let figures = core_bench::speed_best(flags.repeat, shape, sim_seconds);
         if let Some(problem) = &figures.problem {
             eprintln!("barbara-bench:   the call did not run as scripted: {problem}");
         }

@@ -1,5 +1,7 @@
 //! The Markdown table: one row per figure, beside its target from issue 8.
 
+use std::time::Duration;
+
 use crate::core_bench::{CoreFigures, SpeedFigures, quantile};
 use crate::scripts::Shape;
 
@@ -73,6 +75,21 @@ fn kb(bytes: f64) -> String {
     format!("{:.1} kB", bytes / 1_000.0)
 }
 
+/// "; best of N, runs A–B" when several runs were made, else nothing.
+fn spread(runs: &[f64], show: impl Fn(f64) -> String) -> String {
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let low = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "; best of {}, runs {}–{}",
+        runs.len(),
+        show(low),
+        show(high)
+    )
+}
+
 /// Latency percentiles of sorted ns samples, and whether p99 is within `limit_ns`.
 fn percentiles(sorted: &[u64], limit_ns: u64) -> (String, Option<bool>) {
     match (quantile(sorted, 0.5), quantile(sorted, 0.99)) {
@@ -141,9 +158,10 @@ impl Table {
             "Core CPU per call-second",
             case,
             format!(
-                "{percent:.4} % of a core ({} per call-second, {:.0} calls into the core)",
+                "{percent:.4} % of a core ({} per call-second, {:.0} calls into the core{})",
                 micros(f.ns_per_call_second as u64),
-                f.entries_per_call_second
+                f.entries_per_call_second,
+                spread(&f.runs, |ns| format!("{:.4} %", ns / 1e9 * 100.0)),
             ),
             &cpu_target.map_or("—".to_owned(), |t| format!("≤ {t} %")),
             gate(cpu_target.map_or(Status::Info, |t| Status::of(percent <= t))),
@@ -189,8 +207,12 @@ impl Table {
             "Simulated 10-minute call, wall time",
             f.shape.label(),
             format!(
-                "{:.3} s, {ratio:.0}× real time{scaled}",
-                f.wall.as_secs_f64()
+                "{:.3} s, {ratio:.0}× real time{scaled}{}",
+                f.wall.as_secs_f64(),
+                spread(
+                    &f.runs.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+                    |s| format!("{s:.3} s")
+                ),
             ),
             target,
             if f.problem.is_some() {

@@ -23,11 +23,26 @@ fn rows(table: &str) -> Vec<&str> {
 
 #[test]
 fn core_table_has_every_row() {
-    let table = bench(&["--calls", "1", "--seconds", "8", "--sim-seconds", "8"]);
+    let table = bench(&[
+        "--calls",
+        "1",
+        "--seconds",
+        "8",
+        "--sim-seconds",
+        "8",
+        "--repeat",
+        "2",
+    ]);
     let rows = rows(&table);
     // Setup, 4 rows per call shape (5 shapes), 5 simulation speeds; the header.
     assert_eq!(rows.len(), 1 + 1 + 20 + 5, "{table}");
     assert!(!table.contains("broken run"), "{table}");
+    // Each figure says it is the best of two runs, and shows both.
+    assert_eq!(
+        table.matches("; best of 2, runs ").count(),
+        5 + 5,
+        "{table}"
+    );
 }
 
 #[test]
