@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{CallConfig, ToolSpec};
 use crate::live::events::{self, BackendEvent, LiveAudioFormat, LiveSettings, ServerEvent};
-use crate::model::ModelEvent;
+use crate::model::{CUT_OFF_MARKER as CUT_OFF, ModelEvent};
 use crate::output::Role;
 use crate::tools::builtins;
 
@@ -23,8 +23,6 @@ const REMEMBERED_CALL_IDS: usize = 256;
 const MAX_TURN_BYTES: usize = 16 * 1024;
 /// Turns a new session is given after a transport change (the API takes at most 128).
 const HISTORY_TURNS: usize = 32;
-/// Marks a line in a new session's history that the lost connection cut off mid-sentence.
-const CUT_OFF: &str = "[cut off: the connection dropped]";
 /// Longest turn given to a new session, in characters.
 const HISTORY_TURN_CHARS: usize = 1000;
 

@@ -11,6 +11,10 @@ use crate::live::leg::LiveLeg;
 use crate::output::{ConnectRequest, HttpRequest, HttpResponse, Role, Transmit, TransportFailure};
 use crate::realtime::leg::RealtimeLeg;
 
+/// Ends an assistant line a lost connection cut off mid-sentence, in the history a new session
+/// is given (both backends), so the model knows the caller did not hear the rest.
+pub(crate) const CUT_OFF_MARKER: &str = "[cut off: the connection dropped]";
+
 /// What the model side reports to the call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ModelEvent {

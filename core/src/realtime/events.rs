@@ -311,6 +311,15 @@ pub enum ServerEvent {
         /// `item_id`.
         item_id: String,
     },
+    /// `response.output_audio_transcript.delta`: the next piece of the spoken line.
+    AudioTranscriptDelta {
+        /// `response_id`.
+        response_id: String,
+        /// `item_id`.
+        item_id: String,
+        /// `delta`.
+        delta: String,
+    },
     /// `response.output_audio_transcript.done`.
     AudioTranscriptDone {
         /// `response_id`.
@@ -404,7 +413,6 @@ const IGNORED_TYPES: &[&str] = &[
     "response.output_item.added",
     "response.content_part.added",
     "response.content_part.done",
-    "response.output_audio_transcript.delta",
     "response.output_text.delta",
     "response.output_text.done",
     "response.function_call_arguments.delta",
@@ -496,6 +504,14 @@ struct ItemWire {
 struct AudioDoneWire {
     response_id: String,
     item_id: String,
+}
+
+/// `response.output_audio_transcript.delta`.
+#[derive(Deserialize)]
+struct TranscriptDeltaWire {
+    response_id: String,
+    item_id: String,
+    delta: String,
 }
 
 /// `response.output_audio_transcript.done`.
@@ -634,6 +650,14 @@ pub fn parse_server_event(text: &str) -> Result<ServerEvent, EventError> {
             Ok(ServerEvent::AudioDone {
                 response_id: w.response_id,
                 item_id: w.item_id,
+            })
+        }
+        "response.output_audio_transcript.delta" => {
+            let w: TranscriptDeltaWire = body(text)?;
+            Ok(ServerEvent::AudioTranscriptDelta {
+                response_id: w.response_id,
+                item_id: w.item_id,
+                delta: w.delta,
             })
         }
         "response.output_audio_transcript.done" => {
@@ -1283,6 +1307,26 @@ mod tests {
     }
 
     #[test]
+    fn audio_transcript_delta_parses() {
+        let text = r#"{"type":"response.output_audio_transcript.delta","event_id":"e",
+            "response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,
+            "delta":"Your order"}"#;
+        assert_eq!(
+            ok(text),
+            ServerEvent::AudioTranscriptDelta {
+                response_id: "resp_1".to_owned(),
+                item_id: "item_1".to_owned(),
+                delta: "Your order".to_owned(),
+            }
+        );
+        let missing = r#"{"type":"response.output_audio_transcript.delta","response_id":"r"}"#;
+        assert!(matches!(
+            parse_server_event(missing),
+            Err(EventError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn audio_transcript_done_parses() {
         let text = r#"{"type":"response.output_audio_transcript.done","event_id":"event_D2",
             "response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,
@@ -1496,8 +1540,6 @@ mod tests {
                "remaining":49000,"reset_seconds":60}]}"#,
             r#"{"type":"response.content_part.added","event_id":"e","response_id":"r","item_id":"i",
                "output_index":0,"content_index":0,"part":{"type":"audio","transcript":""}}"#,
-            r#"{"type":"response.output_audio_transcript.delta","event_id":"e","response_id":"r",
-               "item_id":"i","output_index":0,"content_index":0,"delta":"Hel"}"#,
             r#"{"type":"response.function_call_arguments.done","event_id":"e","response_id":"r",
                "item_id":"i","output_index":1,"call_id":"call_1","name":"lookup_order",
                "arguments":"{\"id\":\"A-42\"}"}"#,

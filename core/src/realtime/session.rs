@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::audio::PhoneCodec;
 use crate::config::{CallConfig, ToolSpec, TurnDetection};
 use crate::media_path::ModelAudio;
-use crate::model::ModelEvent;
+use crate::model::{CUT_OFF_MARKER, ModelEvent};
 use crate::output::{ConnectRequest, Role};
 use crate::realtime::events::{
     self, EventError, OutputItem, RealtimeAudioFormat, ServerEvent, SessionSettings,
@@ -93,7 +93,6 @@ pub(crate) struct RealtimeSession {
     webrtc: bool,
     /// WebRTC: the server's output audio buffer is playing.
     output_playing: bool,
-    /// The conversation so far, as items a new session can be given.
     /// The server heard the caller start an utterance and not yet stop.
     caller_speaking: bool,
     /// The latest time seen, for back-offs decided inside event handling.
@@ -102,11 +101,17 @@ pub(crate) struct RealtimeSession {
     throttled: u32,
     /// A throttled response is asked for again then.
     retry_at: Option<Instant>,
+    /// The conversation so far, as items a new session can be given.
     history: VecDeque<serde_json::Value>,
+    /// The assistant line being spoken (response id, transcript so far): a connection lost
+    /// before its `done` leaves it in the history marked as cut off.
+    spoken: Option<(String, String)>,
 }
 
 /// Items of conversation history kept for a transport change.
 const HISTORY_ITEMS: usize = 64;
+/// Characters of a line being spoken that are kept (the rest of a longer line is dropped).
+const SPOKEN_CHARS: usize = 1000;
 
 impl RealtimeSession {
     pub(crate) fn new(config: &CallConfig) -> Self {
@@ -142,6 +147,7 @@ impl RealtimeSession {
             throttled: 0,
             retry_at: None,
             history: VecDeque::new(),
+            spoken: None,
         }
     }
 
@@ -316,11 +322,15 @@ impl RealtimeSession {
                     self.events.push_back(ModelEvent::AudioDone { item_id });
                 }
             }
+            ServerEvent::AudioTranscriptDelta {
+                response_id, delta, ..
+            } => self.transcript_delta(response_id, &delta),
             ServerEvent::AudioTranscriptDone {
                 response_id,
                 transcript,
                 ..
             } => {
+                self.spoken = None;
                 if !self.cut_responses.contains(&response_id) {
                     self.remember(serde_json::json!({"type": "message", "role": "assistant",
                         "content": [{"type": "output_text", "text": transcript}]}));
@@ -335,6 +345,7 @@ impl RealtimeSession {
                 ..
             } => {
                 self.active = None;
+                self.spoken = None;
                 if let Some(usage) = usage {
                     self.events.push_back(ModelEvent::Usage {
                         input_tokens: usage.input_tokens,
@@ -581,6 +592,13 @@ impl RealtimeSession {
     }
 
     fn cut(&mut self, response_id: String) {
+        if self
+            .spoken
+            .as_ref()
+            .is_some_and(|(id, _)| *id == response_id)
+        {
+            self.spoken = None;
+        }
         if self.cut_responses.contains(&response_id) {
             return;
         }
@@ -611,10 +629,51 @@ impl RealtimeSession {
         self.state == State::Ready
     }
 
-    /// The connection is gone: nothing queued for it goes out.
+    /// The connection is gone: nothing queued for it goes out. A line it cut off mid-sentence
+    /// stays in the history, marked as such, as Live does.
     pub(crate) fn disconnected(&mut self) {
         self.state = State::Idle;
         self.outbox.clear();
+        if let Some((_, text)) = self.spoken.take()
+            && !text.trim().is_empty()
+        {
+            let text = format!("{} {CUT_OFF_MARKER}", text.trim_end());
+            self.remember(serde_json::json!({"type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": text}]}));
+        } else if self.output_playing {
+            // Over WebRTC the transcript runs ahead of the paced audio: the line is whole in
+            // the history, but its end was still to be played when the path went.
+            self.mark_last_line_cut_off();
+        }
+        self.output_playing = false;
+    }
+
+    /// Appends the cut-off marker to the history's last item if it is an assistant line.
+    fn mark_last_line_cut_off(&mut self) {
+        let Some(item) = self.history.back_mut() else {
+            return;
+        };
+        if item["role"] != "assistant" {
+            return;
+        }
+        if let Some(text) = item["content"][0]["text"].as_str() {
+            let marked = format!("{} {CUT_OFF_MARKER}", text.trim_end());
+            item["content"][0]["text"] = serde_json::Value::String(marked);
+        }
+    }
+
+    /// A piece of the assistant line being spoken; a cut (barged-in) response is not kept.
+    fn transcript_delta(&mut self, response_id: String, delta: &str) {
+        if self.cut_responses.contains(&response_id) {
+            return;
+        }
+        match &mut self.spoken {
+            Some((id, text)) if *id == response_id => {
+                let room = SPOKEN_CHARS.saturating_sub(text.chars().count());
+                text.extend(delta.chars().take(room));
+            }
+            _ => self.spoken = Some((response_id, delta.chars().take(SPOKEN_CHARS).collect())),
+        }
     }
 
     pub(crate) fn poll_transmit(&mut self) -> Option<String> {
@@ -663,6 +722,88 @@ pub(crate) fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session on a WebSocket that has accepted its configuration.
+    fn ready_session() -> RealtimeSession {
+        let mut session = RealtimeSession::new(&CallConfig::new("sk-test"));
+        session.begin_websocket(ModelAudio::Pcmu);
+        let now = crate::tests::origin();
+        session.handle_opened(now);
+        session.handle_text(now, r#"{"type":"session.updated","session":{}}"#);
+        assert!(session.is_ready());
+        session
+    }
+
+    fn server(session: &mut RealtimeSession, event: serde_json::Value) {
+        session.handle_text(crate::tests::origin(), &event.to_string());
+    }
+
+    fn delta(response_id: &str, text: &str) -> serde_json::Value {
+        serde_json::json!({"type": "response.output_audio_transcript.delta",
+            "response_id": response_id, "item_id": "item_1", "output_index": 0,
+            "content_index": 0, "delta": text})
+    }
+
+    fn history_texts(session: &RealtimeSession) -> Vec<String> {
+        let text =
+            |i: &serde_json::Value| i["content"][0]["text"].as_str().unwrap_or("").to_owned();
+        session.history.iter().map(text).collect()
+    }
+
+    #[test]
+    fn a_line_cut_by_a_lost_socket_is_kept_marked_and_a_whole_one_unmarked() {
+        let mut session = ready_session();
+        server(&mut session, delta("resp_1", "Your order "));
+        server(&mut session, delta("resp_1", "shipped."));
+        server(
+            &mut session,
+            serde_json::json!({"type": "response.output_audio_transcript.done",
+                "response_id": "resp_1", "item_id": "item_1", "output_index": 0,
+                "content_index": 0, "transcript": "Your order shipped."}),
+        );
+        server(&mut session, delta("resp_2", "It should arrive "));
+        server(&mut session, delta("resp_2", "on Fri"));
+        session.disconnected();
+        assert_eq!(
+            history_texts(&session),
+            [
+                "Your order shipped.",
+                "It should arrive on Fri [cut off: the connection dropped]"
+            ]
+        );
+        // Nothing is carried into the next loss.
+        session.disconnected();
+        assert_eq!(history_texts(&session).len(), 2);
+    }
+
+    #[test]
+    fn a_barged_in_line_is_not_kept_and_a_long_one_is_bounded() {
+        let mut session = ready_session();
+        server(
+            &mut session,
+            serde_json::json!({"type": "response.created", "response": {"id": "resp_1"}}),
+        );
+        server(&mut session, delta("resp_1", "Let me"));
+        session.interrupted(None, true);
+        server(&mut session, delta("resp_1", " check"));
+        session.disconnected();
+        assert!(history_texts(&session).is_empty());
+
+        let mut session = ready_session();
+        for _ in 0..300 {
+            server(&mut session, delta("resp_9", "word "));
+        }
+        session.disconnected();
+        let kept = history_texts(&session);
+        assert_eq!(kept.len(), 1);
+        let marker = format!(" {CUT_OFF_MARKER}");
+        let line = kept[0].strip_suffix(&marker).expect("marked");
+        assert_eq!(
+            line.chars().count(),
+            SPOKEN_CHARS - 1,
+            "trailing space trimmed"
+        );
+    }
 
     #[test]
     fn ws_url_is_ga_with_the_model_and_a_bearer_key() {

@@ -10,6 +10,8 @@ mod dtmf_over_model_speech_interrupts;
 mod ice_never_completes_falls_back_to_websocket;
 #[path = "model-opus-follows-the-offered-phone-rate.rs"]
 mod model_opus_follows_the_offered_phone_rate;
+#[path = "realtime-line-cut-by-a-lost-path-is-marked-cut-off.rs"]
+mod realtime_line_cut_by_a_lost_path_is_marked_cut_off;
 #[path = "tool-call-over-data-channel.rs"]
 mod tool_call_over_data_channel;
 #[path = "uplink-loss-turns-fec-on-and-a-clean-path-turns-it-off.rs"]
