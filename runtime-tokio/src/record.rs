@@ -12,7 +12,7 @@
 //! `"audio_omitted": true`. Such a record cannot be replayed.
 
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,17 @@ use crate::config::Settings;
 
 /// Lines queued for a record's writer at most; past it the call waits for the writer.
 const QUEUED_LINES: usize = 64;
+/// Room for formatted lines; they are written out once they fill [`WRITE_AT`] of it, so a
+/// line rarely makes the buffer grow.
+const BUFFER_BYTES: usize = 64 * 1024;
+/// Formatted bytes gathered before they are written out.
+const WRITE_AT: usize = 48 * 1024;
 
-/// An open call record. Lines are formatted and written by a writer task, off the call's path
-/// from one socket to the other; the call hands them over in order through a bounded queue,
-/// so a slow disk slows the call down rather than losing lines.
+/// An open call record. Lines are formatted by a writer task, off the call's path from one
+/// socket to the other, and written in chunks on tokio's blocking pool, so a slow disk holds up
+/// that writer (and, through the bounded queue, its call) but never a runtime worker. The call
+/// hands lines over in order through a bounded queue: a slow disk slows the call down rather
+/// than losing lines.
 pub(crate) struct Record {
     path: PathBuf,
     /// `None` once finished, or when the file could not be created.
@@ -44,7 +51,10 @@ enum Line {
 
 /// The writing half of a record, on its own task.
 struct Writer {
-    file: Option<BufWriter<File>>,
+    /// `None` once a write failed (or when the file could not be created).
+    file: Option<File>,
+    /// Formatted lines not yet written.
+    buffer: Vec<u8>,
     path: PathBuf,
     started: Instant,
     unix: Duration,
@@ -56,7 +66,7 @@ impl Record {
     /// Creates the record for `call_id` in `settings.records_dir` (sanitized for a file name; a
     /// clash gets a suffix), writes `meta` as its first line, with `"record": "call"`, the
     /// start time, what `call` (made at `started`) was made with, and the backend it runs on,
-    /// and starts its writer task.
+    /// and starts its writer.
     pub(crate) fn create(
         settings: &Settings,
         call_id: &str,
@@ -76,6 +86,7 @@ impl Record {
         }
         let mut writer = Writer {
             file: None,
+            buffer: Vec::with_capacity(BUFFER_BYTES),
             path: dir.join(format!("{name}.jsonl")),
             started,
             unix,
@@ -85,7 +96,7 @@ impl Record {
         for n in 1..100 {
             match File::create_new(&writer.path) {
                 Ok(file) => {
-                    writer.file = Some(BufWriter::with_capacity(64 * 1024, file));
+                    writer.file = Some(file);
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -161,10 +172,18 @@ impl Writer {
         while let Some(line) = queue.recv().await {
             match line {
                 Line::Input(input) => self.input(&input),
-                Line::Event(now, event) => self.event(now, &event),
+                Line::Event(now, event) => {
+                    self.event(now, &event);
+                    // Events are few: writing each out keeps what happened readable while the
+                    // call runs.
+                    self.flush().await;
+                }
+            }
+            if self.buffer.len() >= WRITE_AT {
+                self.flush().await;
             }
         }
-        self.flush();
+        self.flush().await;
     }
 
     fn input(&mut self, input: &Input) {
@@ -177,7 +196,9 @@ impl Writer {
             #[serde(flatten)]
             input: &'a Input,
         }
-        let Some(file) = &mut self.file else { return };
+        if self.file.is_none() {
+            return;
+        }
         let stripped = if self.audio {
             None
         } else {
@@ -188,11 +209,14 @@ impl Writer {
             audio_omitted: stripped.is_some(),
             input: stripped.as_ref().unwrap_or(input),
         };
-        let written = serde_json::to_writer(&mut *file, &line)
-            .map_err(std::io::Error::from)
-            .and_then(|()| file.write_all(b"\n"));
-        if let Err(e) = written {
-            self.failed(&e);
+        let mark = self.buffer.len();
+        match serde_json::to_writer(&mut self.buffer, &line) {
+            Ok(()) => self.buffer.push(b'\n'),
+            Err(e) => {
+                // Not a disk failure: this one line is left out, the record goes on.
+                self.buffer.truncate(mark);
+                tracing::warn!(path = %self.path.display(), "cannot format a record line: {e}");
+            }
         }
     }
 
@@ -202,24 +226,40 @@ impl Writer {
         }
         let line = event_line(self.started, self.unix, now, event);
         self.write(&line);
-        // Events are few: flushing on each keeps what happened readable while the call runs.
-        self.flush();
     }
 
     fn write(&mut self, value: &serde_json::Value) {
-        let Some(file) = &mut self.file else { return };
-        let mut line = value.to_string();
-        line.push('\n');
-        if let Err(e) = file.write_all(line.as_bytes()) {
-            self.failed(&e);
+        if self.file.is_none() {
+            return;
         }
+        self.buffer.extend_from_slice(value.to_string().as_bytes());
+        self.buffer.push(b'\n');
     }
 
-    fn flush(&mut self) {
-        if let Some(file) = &mut self.file
-            && let Err(e) = file.flush()
-        {
-            self.failed(&e);
+    /// Writes the buffered lines out on the blocking pool and waits for it.
+    async fn flush(&mut self) {
+        let Some(mut file) = self.file.take() else {
+            self.buffer.clear();
+            return;
+        };
+        if self.buffer.is_empty() {
+            self.file = Some(file);
+            return;
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        let written = tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&buffer);
+            (file, buffer, result)
+        })
+        .await;
+        match written {
+            Ok((file, mut buffer, Ok(()))) => {
+                buffer.clear();
+                self.buffer = buffer;
+                self.file = Some(file);
+            }
+            Ok((_, _, Err(e))) => self.failed(&e),
+            Err(e) => self.failed(&std::io::Error::other(e.to_string())),
         }
     }
 
@@ -329,6 +369,45 @@ mod tests {
                 assert_eq!(line["record"], "input", "line {i}: {line}");
                 assert_eq!(line["text"], i.to_string(), "line {i}: {line}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_written_out_in_chunks_whole_and_in_order() {
+        let dir = std::env::temp_dir().join(format!("barbara-record-big-{}", std::process::id()));
+        let settings = Settings::from_vars(|name| match name {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let started = Instant::now();
+        let call = Call::new(
+            barbara_core::CallConfig::new("sk-test"),
+            [7; 32],
+            started,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let mut record = Record::create(&settings, "CAbig", serde_json::json!({}), &call, started);
+        // No events (which write at once): only the size threshold writes, several times over.
+        let lines = 200;
+        for i in 0..lines {
+            let body = format!("{i}:{}", "x".repeat(3_000 + i));
+            record.input(text(Leg::Model, &body)).await;
+        }
+        record.finish().await;
+        let written = std::fs::read_to_string(record.path()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(written.len() > 8 * WRITE_AT, "{} bytes", written.len());
+        let written: Vec<Value> = written
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(written.len(), lines + 1);
+        for (i, line) in written[1..].iter().enumerate() {
+            let body = line["text"].as_str().unwrap();
+            assert_eq!(body, format!("{i}:{}", "x".repeat(3_000 + i)), "line {i}");
         }
     }
 
