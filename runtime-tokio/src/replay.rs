@@ -64,6 +64,8 @@ pub struct Replay {
     pub webrtc: bool,
     /// The first event that differs, if any.
     pub divergence: Option<Divergence>,
+    /// Settings in the record that this `barbara` does not know (dotted paths), ignored.
+    pub unknown_settings: Vec<String>,
 }
 
 /// The first event where the record and the replay disagree.
@@ -104,6 +106,14 @@ impl std::fmt::Display for Replay {
             "  replayed: {}",
             side(&d.replayed, "after the input on line")
         )?;
+        if !self.unknown_settings.is_empty() {
+            write!(
+                f,
+                "\nnote: the record has settings this barbara does not know ({}): a newer \
+                 barbara wrote it, and they may be why the replay differs.",
+                self.unknown_settings.join(", ")
+            )?;
+        }
         if self.webrtc {
             write!(
                 f,
@@ -164,6 +174,7 @@ pub fn replay(record: &str) -> Result<Replay, String> {
              format versioning and does not read as format {RECORD_FORMAT})"
         ),
     })?;
+    let unknown_settings = crate::snapshot::unknown_settings(&meta["config"]);
     let start = Instant::now();
     let mut call = Call::new(config, seed, start, unix)
         .map_err(|e| format!("the record's configuration is refused: {e}"))?;
@@ -217,6 +228,7 @@ pub fn replay(record: &str) -> Result<Replay, String> {
             recorded: recorded.get(index).cloned(),
             replayed: replayed.get(index).cloned(),
         }),
+        unknown_settings,
     })
 }
 
@@ -293,6 +305,32 @@ mod tests {
             let e = replay(&text).unwrap_err();
             assert!(e.starts_with("unknown record format"), "{format}: {e}");
         }
+    }
+
+    #[test]
+    fn settings_a_newer_barbara_added_are_named_when_the_replay_diverges() {
+        let known = replay(&record(todays_config(), |_| {})).unwrap();
+        assert!(known.unknown_settings.is_empty(), "{known}");
+
+        let text = record(todays_config(), |meta| {
+            meta["config"]["webrtc"]["future_knob"] = 3.into();
+            meta["config"]["tools"] = json!([{"name": "t", "description": "d",
+                "parameters": {}, "timeout": {"secs": 5, "nanos": 0}, "future_flag": true}]);
+        });
+        // The configuration still reads; a changed tool list makes the replay differ.
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.truncate(2);
+        let replay = replay(&lines.join("\n")).unwrap();
+        assert_eq!(
+            replay.unknown_settings,
+            ["tools[0].future_flag", "webrtc.future_knob"]
+        );
+        assert!(replay.divergence.is_some());
+        let shown = replay.to_string();
+        assert!(
+            shown.contains("does not know (tools[0].future_flag, webrtc.future_knob)"),
+            "{shown}"
+        );
     }
 
     #[test]

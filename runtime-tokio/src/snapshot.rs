@@ -7,7 +7,8 @@
 //!
 //! Records outlive the code that wrote them, so reading is lenient where that keeps their
 //! meaning: fields this code does not know are ignored (a newer `barbara` of the same record
-//! format may have added one), and a field that may be missing takes the value under which the
+//! format may have added one; [`unknown_settings`] names them, so a replay that diverges can
+//! say why it may), and a field that may be missing takes the value under which the
 //! core behaves as it did before the field existed: `None` for an optional setting, empty for a
 //! list or map. A field added to the core later gets such a `#[serde(default)]` too, so that
 //! older records still load; one without a value that keeps their meaning bumps
@@ -41,6 +42,49 @@ pub(crate) fn from_json(value: &serde_json::Value) -> Result<CallConfig, String>
     Wrap::deserialize(value)
         .map(|w| w.0)
         .map_err(|e| e.to_string())
+}
+
+/// The settings in a record's `config` that this code does not read (a newer `barbara` of the
+/// same record format added them), as dotted paths: what reading the record ignored.
+pub(crate) fn unknown_settings(value: &serde_json::Value) -> Vec<String> {
+    let Ok(config) = from_json(value) else {
+        return Vec::new();
+    };
+    let known = to_json(&config);
+    let mut unknown = Vec::new();
+    missing_paths(value, &known, "", &mut unknown);
+    unknown
+}
+
+/// Appends the paths of `record` that `known` lacks (objects by key, arrays by position).
+fn missing_paths(
+    record: &serde_json::Value,
+    known: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (record, known) {
+        (Value::Object(record), Value::Object(known)) => {
+            for (key, value) in record {
+                let here = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match known.get(key) {
+                    Some(known) => missing_paths(value, known, &here, out),
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(record), Value::Array(known)) => {
+            for (i, (value, known)) in record.iter().zip(known).enumerate() {
+                missing_paths(value, known, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn secret<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
