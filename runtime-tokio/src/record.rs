@@ -326,22 +326,7 @@ mod tests {
     #[tokio::test]
     async fn lines_handed_to_the_writer_are_all_written_in_order() {
         let dir = std::env::temp_dir().join(format!("barbara-record-{}", std::process::id()));
-        let settings = Settings::from_vars(|name| match name {
-            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
-            "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
-            _ => None,
-        })
-        .unwrap();
-        let started = Instant::now();
-        let call = Call::new(
-            barbara_core::CallConfig::new("sk-test"),
-            [7; 32],
-            started,
-            Duration::ZERO,
-        )
-        .unwrap();
-        let meta = serde_json::json!({"call_sid": "CAorder"});
-        let mut record = Record::create(&settings, "CAorder", meta, &call, started);
+        let (mut record, started) = open_record(&dir, "CAorder");
         // Many more lines than the queue holds: the call waits for the writer, none is lost.
         let lines = QUEUED_LINES * 20;
         for i in 0..lines {
@@ -375,21 +360,7 @@ mod tests {
     #[tokio::test]
     async fn long_lines_are_written_out_in_chunks_whole_and_in_order() {
         let dir = std::env::temp_dir().join(format!("barbara-record-big-{}", std::process::id()));
-        let settings = Settings::from_vars(|name| match name {
-            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
-            "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
-            _ => None,
-        })
-        .unwrap();
-        let started = Instant::now();
-        let call = Call::new(
-            barbara_core::CallConfig::new("sk-test"),
-            [7; 32],
-            started,
-            Duration::ZERO,
-        )
-        .unwrap();
-        let mut record = Record::create(&settings, "CAbig", serde_json::json!({}), &call, started);
+        let (mut record, _) = open_record(&dir, "CAbig");
         // No events (which write at once): only the size threshold writes, several times over.
         let lines = 200;
         for i in 0..lines {
@@ -409,6 +380,29 @@ mod tests {
             let body = line["text"].as_str().unwrap();
             assert_eq!(body, format!("{i}:{}", "x".repeat(3_000 + i)), "line {i}");
         }
+    }
+
+    /// A record for a fresh call `call_sid` in `dir`, and the instant the call started.
+    fn open_record(dir: &Path, call_sid: &str) -> (Record, Instant) {
+        let settings = Settings::from_vars(|name| match name {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let started = Instant::now();
+        let call = Call::new(
+            barbara_core::CallConfig::new("sk-test"),
+            [7; 32],
+            started,
+            Duration::ZERO,
+        )
+        .unwrap();
+        let meta = serde_json::json!({ "call_sid": call_sid });
+        (
+            Record::create(&settings, call_sid, meta, &call, started),
+            started,
+        )
     }
 
     fn text(leg: Leg, text: &str) -> Input {

@@ -130,6 +130,20 @@ pub fn heard_speech_between(sim: &Sim, from: Duration, to: Duration) -> u32 {
         .sum()
 }
 
+/// The speech the caller heard over the whole call: its milliseconds (20 ms frames louder than
+/// 300 RMS) and their mean level in dB against the fakes' 3,000 RMS.
+pub fn heard_speech_level(sim: &Sim) -> (u32, f32) {
+    let loud: Vec<f32> = sim
+        .caller()
+        .heard
+        .iter()
+        .filter(|f| f.rms > 300.0)
+        .map(|f| f.rms)
+        .collect();
+    let mean = loud.iter().sum::<f32>() / loud.len().max(1) as f32;
+    (loud.len() as u32 * 20, 20.0 * (mean / 3_000.0).log10())
+}
+
 /// A call on an L16 phone leg at `rate_hz` that records the audio both ends saw.
 pub fn l16_call(seed: u64, rate_hz: u32, utterance_ms: u64) -> SimConfig {
     let mut config = scenario(

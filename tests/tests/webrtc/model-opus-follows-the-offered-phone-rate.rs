@@ -17,19 +17,6 @@ fn call(phone: PhoneCodec, honour: bool) -> Sim {
     run_deterministic(config, secs(20))
 }
 
-/// Speech the caller heard, in ms, and its mean level in dB against the fake's 3,000 RMS.
-fn heard(sim: &Sim) -> (u32, f32) {
-    let loud: Vec<f32> = sim
-        .caller()
-        .heard
-        .iter()
-        .filter(|f| f.rms > 300.0)
-        .map(|f| f.rms)
-        .collect();
-    let mean = loud.iter().sum::<f32>() / loud.len().max(1) as f32;
-    (loud.len() as u32 * 20, 20.0 * (mean / 3_000.0).log10())
-}
-
 /// The offer declares the phone's rate as Opus `maxplaybackrate` and `sprop-maxcapturerate`.
 /// An OpenAI that honours it sends Opus at that rate (narrowband for a μ-law phone, wideband
 /// for L16 at 16 kHz); one that ignores it sends 24 kHz Opus. Either way the caller hears the
@@ -57,7 +44,7 @@ fn model_opus_follows_the_offered_phone_rate() {
 
             assert_eq!(fake.realtime.speech_started.len(), 1, "{phone:?} {honour}");
             assert_eq!(fake.realtime.speech_stopped.len(), 1, "{phone:?} {honour}");
-            let (heard_ms, db) = heard(&sim);
+            let (heard_ms, db) = heard_speech_level(&sim);
             assert!(heard_ms >= 3_000, "{phone:?} {honour}: heard {heard_ms} ms");
             assert!(db.abs() < 3.0, "{phone:?} {honour}: level {db:.1} dB");
         }
