@@ -122,17 +122,35 @@ fn core_table(flags: &Flags) -> ExitCode {
         (flags.calls.unwrap_or(100), flags.seconds.unwrap_or(60))
     };
     let sim_seconds = flags.sim_seconds.unwrap_or(600);
-    let overhead = probe::calibrate();
-    eprintln!("barbara-bench: clock read pair costs {overhead} ns (subtracted per interval)");
-    let mut table = Table::new(calls, seconds, overhead);
-    let wanted = |key: &str| flags.only.as_deref().is_none_or(|only| only == key);
-    for shape in [
+    let core_shapes = [
         Shape::WsPcmu,
         Shape::WsL16,
         Shape::WebRtcOpus,
         Shape::WebRtcOpusPcmu,
         Shape::WebRtcOpusPcmuNarrow,
-    ] {
+    ];
+    let speed_shapes = [
+        Shape::WsPcmu,
+        Shape::WebRtcOpus,
+        Shape::WebRtcOpusPcmu,
+        Shape::WebRtcOpusPcmuNarrow,
+        Shape::Live,
+    ];
+    if let Some(only) = &flags.only {
+        let known = core_shapes.iter().map(|s| s.key());
+        let known: Vec<&str> = known
+            .chain(speed_shapes.iter().map(|s| s.sim_key()))
+            .collect();
+        if !known.contains(&only.as_str()) {
+            eprintln!("barbara-bench: no figure is called {only:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let overhead = probe::calibrate();
+    eprintln!("barbara-bench: clock read pair costs {overhead} ns (subtracted per interval)");
+    let mut table = Table::new(calls, seconds, overhead);
+    let wanted = |key: &str| flags.only.as_deref().is_none_or(|only| only == key);
+    for shape in core_shapes {
         if !wanted(shape.key()) {
             continue;
         }
@@ -149,13 +167,7 @@ fn core_table(flags: &Flags) -> ExitCode {
         }
         table.core(&figures);
     }
-    for shape in [
-        Shape::WsPcmu,
-        Shape::WebRtcOpus,
-        Shape::WebRtcOpusPcmu,
-        Shape::WebRtcOpusPcmuNarrow,
-        Shape::Live,
-    ] {
+    for shape in speed_shapes {
         if !wanted(shape.sim_key()) {
             continue;
         }

@@ -59,3 +59,19 @@ fn load_test_runs_two_calls() {
     assert!(table.contains("| Calls dropped |"), "{table}");
     assert!(table.contains("| 0 of 2 (2 completed"), "{table}");
 }
+
+#[test]
+fn an_unknown_figure_is_refused_with_the_list() {
+    let output = Command::new(env!("CARGO_BIN_EXE_barbara-bench"))
+        .args(["--only", "webrtc-pcmu-narow"])
+        .output()
+        .expect("the benchmark binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no figure is called \"webrtc-pcmu-narow\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sim-webrtc-pcmu-narrow"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
