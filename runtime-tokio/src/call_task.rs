@@ -116,7 +116,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let record = Record::create(&app.settings, &call_sid, meta, &call, now);
+    let record = Record::create(&app.settings, &call_sid, meta, &call, now).await;
     tracing::info!(call = %call_sid, record = %record.path().display(), "call started");
     let (tx, rx) = mpsc::channel(64);
     let gauge = app.metrics.call_started();

@@ -66,15 +66,17 @@ impl Record {
     /// Creates the record for `call_id` in `settings.records_dir` (sanitized for a file name; a
     /// clash gets a suffix), writes `meta` as its first line, with `"record": "call"`, the
     /// start time, what `call` (made at `started`) was made with, and the backend it runs on,
-    /// and starts its writer.
+    /// and starts its writer. The future holds nothing of `call`: creating the file can block
+    /// on a slow disk, so it is done on the blocking pool.
     pub(crate) fn create(
         settings: &Settings,
         call_id: &str,
         mut meta: Value,
         call: &Call,
         started: Instant,
-    ) -> Record {
-        let dir = settings.records_dir.as_path();
+    ) -> impl Future<Output = Record> + Send + 'static {
+        let dir = settings.records_dir.clone();
+        let audio = settings.record_audio;
         let unix = call.unix_time();
         let mut name: String = call_id
             .chars()
@@ -84,52 +86,41 @@ impl Record {
         if name.is_empty() {
             name = format!("call-{}", unix.as_millis());
         }
-        let mut writer = Writer {
-            file: None,
-            buffer: Vec::with_capacity(BUFFER_BYTES),
-            path: dir.join(format!("{name}.jsonl")),
-            started,
-            unix,
-            audio: settings.record_audio,
-        };
-        let _ = std::fs::create_dir_all(dir);
-        for n in 1..100 {
-            match File::create_new(&writer.path) {
-                Ok(file) => {
-                    writer.file = Some(file);
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    writer.path = dir.join(format!("{name}-{n}.jsonl"));
-                }
-                Err(e) => {
-                    tracing::warn!(path = %writer.path.display(), "cannot write the call record: {e}");
-                    break;
-                }
-            }
-        }
         meta["record"] = "call".into();
         meta["format"] = crate::replay::RECORD_FORMAT.into();
         meta["unix_ms"] = (unix.as_millis() as u64).into();
         meta["unix_ns"] = (unix.as_nanos() as u64).into();
         meta["seed"] = hex(&call.seed()).into();
         meta["config"] = crate::snapshot::to_json(call.config());
-        meta["record_audio"] = settings.record_audio.into();
+        meta["record_audio"] = audio.into();
         backend_meta(&mut meta, call.config());
-        writer.write(&meta);
-        let path = writer.path.clone();
-        if writer.file.is_none() {
-            return Record {
-                path,
-                lines: None,
-                writer: None,
+        async move {
+            let fallback = dir.join(format!("{name}.jsonl"));
+            let (file, path) = tokio::task::spawn_blocking(move || open_new(&dir, &name))
+                .await
+                .unwrap_or((None, fallback));
+            let mut writer = Writer {
+                file,
+                buffer: Vec::with_capacity(BUFFER_BYTES),
+                path: path.clone(),
+                started,
+                unix,
+                audio,
             };
-        }
-        let (lines, queue) = mpsc::channel(QUEUED_LINES);
-        Record {
-            path,
-            lines: Some(lines),
-            writer: Some(tokio::spawn(writer.run(queue))),
+            writer.write(&meta);
+            if writer.file.is_none() {
+                return Record {
+                    path,
+                    lines: None,
+                    writer: None,
+                };
+            }
+            let (lines, queue) = mpsc::channel(QUEUED_LINES);
+            Record {
+                path,
+                lines: Some(lines),
+                writer: Some(tokio::spawn(writer.run(queue))),
+            }
         }
     }
 
@@ -164,6 +155,26 @@ impl Record {
             let _ = writer.await;
         }
     }
+}
+
+/// Creates `{name}.jsonl` in `dir` (and `dir` itself), or `{name}-{n}.jsonl` when that
+/// exists; `None` and a warning when it cannot.
+fn open_new(dir: &Path, name: &str) -> (Option<File>, PathBuf) {
+    let _ = std::fs::create_dir_all(dir);
+    let mut path = dir.join(format!("{name}.jsonl"));
+    for n in 1..100 {
+        match File::create_new(&path) {
+            Ok(file) => return (Some(file), path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                path = dir.join(format!("{name}-{n}.jsonl"));
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot write the call record: {e}");
+                break;
+            }
+        }
+    }
+    (None, path)
 }
 
 impl Writer {
@@ -326,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn lines_handed_to_the_writer_are_all_written_in_order() {
         let dir = std::env::temp_dir().join(format!("barbara-record-{}", std::process::id()));
-        let (mut record, started) = open_record(&dir, "CAorder");
+        let (mut record, started) = open_record(&dir, "CAorder").await;
         // Many more lines than the queue holds: the call waits for the writer, none is lost.
         let lines = QUEUED_LINES * 20;
         for i in 0..lines {
@@ -360,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn long_lines_are_written_out_in_chunks_whole_and_in_order() {
         let dir = std::env::temp_dir().join(format!("barbara-record-big-{}", std::process::id()));
-        let (mut record, _) = open_record(&dir, "CAbig");
+        let (mut record, _) = open_record(&dir, "CAbig").await;
         // No events (which write at once): only the size threshold writes, several times over.
         let lines = 200;
         for i in 0..lines {
@@ -382,8 +393,23 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_record_that_cannot_be_created_leaves_the_call_unrecorded_and_going() {
+        // The records "directory" is a file: nothing can be created below it.
+        let blocker =
+            std::env::temp_dir().join(format!("barbara-record-file-{}", std::process::id()));
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let (mut record, started) = open_record(&blocker, "CAnowhere").await;
+        assert!(record.path().starts_with(&blocker));
+        record.input(text(Leg::Phone, "hello")).await;
+        record.event(started, Event::HangupRequested).await;
+        record.finish().await;
+        assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+        let _ = std::fs::remove_file(&blocker);
+    }
+
     /// A record for a fresh call `call_sid` in `dir`, and the instant the call started.
-    fn open_record(dir: &Path, call_sid: &str) -> (Record, Instant) {
+    async fn open_record(dir: &Path, call_sid: &str) -> (Record, Instant) {
         let settings = Settings::from_vars(|name| match name {
             "OPENAI_API_KEY" => Some("sk-test".to_owned()),
             "BARBARA_RECORDS_DIR" => Some(dir.display().to_string()),
@@ -399,10 +425,8 @@ mod tests {
         )
         .unwrap();
         let meta = serde_json::json!({ "call_sid": call_sid });
-        (
-            Record::create(&settings, call_sid, meta, &call, started),
-            started,
-        )
+        let record = Record::create(&settings, call_sid, meta, &call, started).await;
+        (record, started)
     }
 
     fn text(leg: Leg, text: &str) -> Input {
