@@ -17,6 +17,8 @@ COPY core core
 COPY runtime-tokio runtime-tokio
 COPY runtime-async-std runtime-async-std
 COPY tests tests
+COPY bench bench
+COPY test-origin test-origin
 COPY examples examples
 RUN cargo build --release --locked -p barbara-tokio --bin barbara \
  && cp target/release/barbara /usr/local/bin/barbara

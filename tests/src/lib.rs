@@ -18,7 +18,7 @@ pub use barbara_core::{
 /// The origin of a simulation's virtual clock. The core reads no clock: the test side picks
 /// any instant, and every time in the run is an offset from it.
 pub fn origin() -> Instant {
-    Instant::now()
+    barbara_test_origin::origin()
 }
 
 /// The same call, carried over WebRTC first (the product's default).
