@@ -70,7 +70,7 @@ fn direct(t0: Instant, text: &str, len: usize) {
                     );
                 }
             }
-            let _ = leg.send_audio(now, &[0xFF; 160]);
+            let _ = leg.send_audio(now, vec![0xFF; 160]);
             let _ = leg.send_text(now, r#"{"type":"session.update"}"#);
         }
         Err(_) => {

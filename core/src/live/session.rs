@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{CallConfig, ToolSpec};
 use crate::live::events::{self, BackendEvent, LiveAudioFormat, LiveSettings, ServerEvent};
-use crate::model::{CUT_OFF_MARKER as CUT_OFF, ModelEvent};
+use crate::model::{CUT_OFF_MARKER, ModelEvent};
 use crate::output::Role;
 use crate::tools::builtins;
 
@@ -148,7 +148,7 @@ impl LiveSession {
                     let mut text: String = text.chars().take(HISTORY_TURN_CHARS).collect();
                     if *cut {
                         text.push(' ');
-                        text.push_str(CUT_OFF);
+                        text.push_str(CUT_OFF_MARKER);
                     }
                     match role {
                         Role::Caller => serde_json::json!({"type": "message", "role": "user",

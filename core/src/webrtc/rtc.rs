@@ -427,9 +427,11 @@ impl RtcLeg {
     /// frame: 960 ticks for Opus, 160 for G.711). Before the answer or before `Connected`, or
     /// after the connection ended, the frame is dropped and this returns `Ok`.
     ///
+    /// The payload is moved into str0m's send queue, not copied.
+    ///
     /// # Errors
     /// [`RtcError::Other`] if str0m refused the write.
-    pub(crate) fn send_audio(&mut self, now: Instant, payload: &[u8]) -> Result<(), RtcError> {
+    pub(crate) fn send_audio(&mut self, now: Instant, payload: Vec<u8>) -> Result<(), RtcError> {
         let now = self.clamp(now);
         let (Some(mid), Some((codec, pt))) = (self.audio_mid, self.send) else {
             return Ok(());
@@ -446,7 +448,7 @@ impl RtcLeg {
         let time = MediaTime::new(self.media_time, codec.frequency());
         self.media_time = self.media_time.wrapping_add(codec.ticks_per_frame());
         let written = match self.rtc.writer(mid) {
-            Some(writer) => writer.write(pt, now, time, payload.to_vec()),
+            Some(writer) => writer.write(pt, now, time, payload),
             None => return Ok(()),
         };
         self.drain(now);

@@ -570,13 +570,13 @@ fn a_pcmu_only_answer_selects_pcmu_and_our_frames_arrive_as_pcmu() {
     assert_eq!(sim.negotiate(false), Ok(RtpCodec::Pcmu));
     assert_eq!(sim.leg.send_codec(), Some(RtpCodec::Pcmu));
     // Before Connected, audio is dropped silently.
-    sim.leg.send_audio(sim.now, &[0xff; 160]).unwrap();
+    sim.leg.send_audio(sim.now, vec![0xff; 160]).unwrap();
     sim.collect_leg();
     sim.connect();
     let start = sim.now;
     for k in 0..10u8 {
         sim.advance_to(start + Duration::from_millis(20 * u64::from(k)));
-        sim.leg.send_audio(sim.now, &[k; 160]).unwrap();
+        sim.leg.send_audio(sim.now, vec![k; 160]).unwrap();
         sim.collect_leg();
     }
     sim.advance_to(sim.now + Duration::from_millis(100));
@@ -607,7 +607,7 @@ fn an_answer_without_our_codecs_is_no_codec() {
     assert_eq!(sim.leg.send_codec(), None);
     // The data channel still comes up; audio is dropped.
     sim.connect();
-    sim.leg.send_audio(sim.now, &[0; 160]).unwrap();
+    sim.leg.send_audio(sim.now, vec![0; 160]).unwrap();
     sim.leg.send_text(sim.now, "no audio").unwrap();
     sim.collect_leg();
     sim.advance_to(sim.now + Duration::from_millis(100));
@@ -789,7 +789,7 @@ fn garbage_datagrams_are_ignored() {
     let deadline = sim.leg.poll_timeout();
     sim.leg.handle_timeout(sim.base);
     assert!(!sim.leg.handle_udp(sim.base, stranger, leg_addr(), &[0; 20]));
-    sim.leg.send_audio(sim.base, &[0; 20]).unwrap();
+    sim.leg.send_audio(sim.base, vec![0; 20]).unwrap();
     sim.collect_leg();
     assert!(sim.leg.poll_timeout() >= deadline.min(Some(sim.now)));
     // The connection survives: text still flows.
@@ -817,7 +817,7 @@ fn silence_from_the_answerer_ends_in_disconnected() {
         sim.steps
     );
     // Audio is dropped from now on, and close is quiet.
-    sim.leg.send_audio(sim.now, &[1; 20]).unwrap();
+    sim.leg.send_audio(sim.now, vec![1; 20]).unwrap();
     sim.leg.close(sim.now);
     assert_eq!(sim.leg.poll_timeout(), None);
     sim.leg.close(sim.now);
@@ -844,7 +844,7 @@ fn close_sends_goodbyes_and_stops() {
         sim.leg.send_text(sim.now, "x"),
         Err(RtcError::Channel(_))
     ));
-    assert_eq!(sim.leg.send_audio(sim.now, &[1; 20]), Ok(()));
+    assert_eq!(sim.leg.send_audio(sim.now, vec![1; 20]), Ok(()));
     sim.leg.handle_timeout(sim.now + Duration::from_secs(5));
     sim.collect_leg();
     assert!(!has(&sim.leg_events, &RtcEvent::Disconnected));
@@ -884,7 +884,7 @@ fn scripted_run(seed: u64) -> Vec<String> {
     for (k, frame) in opus_frames(10).iter().enumerate() {
         sim.advance_to(start + Duration::from_millis(20 * k as u64));
         sim.answerer_send_opus(frame);
-        sim.leg.send_audio(sim.now, frame).unwrap();
+        sim.leg.send_audio(sim.now, frame.clone()).unwrap();
         sim.collect_leg();
     }
     sim.answerer_send_text(false, b"bye");

@@ -194,7 +194,7 @@ impl RtcTransport {
         };
         self.packets.clear();
         media.encode_caller(payload, &mut self.packets);
-        for packet in &self.packets {
+        for packet in self.packets.drain(..) {
             if let Err(e) = self.rtc.send_audio(now, packet) {
                 tracing::debug!(error = %e, "RTP write refused");
             }
