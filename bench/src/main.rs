@@ -142,7 +142,10 @@ fn core_table(flags: &Flags) -> ExitCode {
             .chain(speed_shapes.iter().map(|s| s.sim_key()))
             .collect();
         if !known.contains(&only.as_str()) {
-            eprintln!("barbara-bench: no figure is called {only:?}\n{USAGE}");
+            eprintln!(
+                "barbara-bench: no figure is called {only:?}; --only takes one of: {}",
+                known.join(" ")
+            );
             return ExitCode::from(2);
         }
     }

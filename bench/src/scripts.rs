@@ -64,6 +64,14 @@ impl Shape {
         }
     }
 
+    /// Whether the call runs over WebRTC (all of these transcode to Opus).
+    pub(crate) fn is_webrtc(self) -> bool {
+        matches!(
+            self,
+            Shape::WebRtcOpus | Shape::WebRtcOpusPcmu | Shape::WebRtcOpusPcmuNarrow
+        )
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Shape::WsPcmu => "WebSocket, PCMU passthrough",
@@ -123,7 +131,7 @@ pub(crate) fn conversation(shape: Shape, seed: u64, seconds: u64) -> SimConfig {
         | Shape::WebRtcOpusPcmu
         | Shape::WebRtcOpusPcmuNarrow => {
             let narrow = shape == Shape::WebRtcOpusPcmuNarrow;
-            if matches!(shape, Shape::WebRtcOpus | Shape::WebRtcOpusPcmu) || narrow {
+            if shape.is_webrtc() {
                 config.call.transport = TransportChoice::WebRtc;
             }
             // Without G.711 in the answer the PCMU phone leg is transcoded to Opus.

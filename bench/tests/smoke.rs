@@ -72,6 +72,20 @@ fn an_unknown_figure_is_refused_with_the_list() {
         stderr.contains("no figure is called \"webrtc-pcmu-narow\""),
         "{stderr}"
     );
-    assert!(stderr.contains("sim-webrtc-pcmu-narrow"), "{stderr}");
+    // The keys listed are the ones accepted: each of them runs.
+    let (_, listed) = stderr.split_once("takes one of: ").expect("a list");
+    assert!(listed.contains("sim-webrtc-pcmu-narrow"), "{stderr}");
+    for key in listed.split_whitespace() {
+        bench(&[
+            "--only",
+            key,
+            "--calls",
+            "1",
+            "--seconds",
+            "4",
+            "--sim-seconds",
+            "4",
+        ]);
+    }
     assert!(output.stdout.is_empty());
 }

@@ -85,10 +85,16 @@ pub(crate) async fn run(
         TransportChoice::WebSocket => None,
         TransportChoice::Auto | TransportChoice::WebRtc => {
             match UdpSocket::bind((app.settings.webrtc_ip, 0)).await {
-                Ok(socket) => {
-                    config.webrtc.local_addrs.extend(socket.local_addr().ok());
-                    Some(socket)
-                }
+                Ok(socket) => match socket.local_addr() {
+                    Ok(local) => {
+                        config.webrtc.local_addrs.push(local);
+                        Some((socket, local))
+                    }
+                    Err(e) => {
+                        tracing::warn!("the WebRTC UDP socket has no local address: {e}");
+                        None
+                    }
+                },
                 Err(e) => {
                     tracing::warn!("cannot bind a UDP socket for WebRTC: {e}");
                     None
@@ -154,7 +160,8 @@ struct CallTask {
     call_sid: String,
     phone: Option<WebSocket>,
     model: ModelLeg,
-    udp: Option<UdpSocket>,
+    /// The WebRTC socket and its local address (read once, not per datagram).
+    udp: Option<(UdpSocket, SocketAddr)>,
     /// Where datagrams are received: made once, not zeroed on every wait; empty without UDP.
     udp_buf: Box<[u8]>,
     /// Results of spawned work (connects, HTTP) come back here.
@@ -238,7 +245,7 @@ impl CallTask {
                     Some(Ok(_)) => {}
                 },
                 Some(input) = self.rx.recv() => return input,
-                received = recv_udp(self.udp.as_ref(), &mut self.udp_buf) => match received {
+                received = recv_udp(self.udp.as_ref().map(|(socket, _)| socket), &mut self.udp_buf) => match received {
                     Ok((n, source)) => {
                         return Wakeup::Udp(source, self.udp_buf[..n].to_vec());
                     }
@@ -279,7 +286,7 @@ impl CallTask {
                 input
             }
             Wakeup::Udp(source, contents) => {
-                let Some(destination) = self.udp.as_ref().and_then(|s| s.local_addr().ok()) else {
+                let Some((_, destination)) = self.udp else {
                     return;
                 };
                 d.udp(now, source, destination, contents)
@@ -376,7 +383,7 @@ impl CallTask {
                     .push_back(Wakeup::Tool(tool.id, ToolResult::no_handler()));
             }
             Action::Transmit(transmit) => {
-                if let Some(udp) = &self.udp
+                if let Some((udp, _)) = &self.udp
                     && let Err(e) = udp.send_to(&transmit.contents, transmit.destination).await
                 {
                     tracing::debug!("UDP send failed: {e}");

@@ -45,12 +45,9 @@ pub(crate) fn from_json(value: &serde_json::Value) -> Result<CallConfig, String>
 }
 
 /// The settings in a record's `config` that this code does not read (a newer `barbara` of the
-/// same record format added them), as dotted paths: what reading the record ignored.
-pub(crate) fn unknown_settings(value: &serde_json::Value) -> Vec<String> {
-    let Ok(config) = from_json(value) else {
-        return Vec::new();
-    };
-    let known = to_json(&config);
+/// same record format added them), as dotted paths: what reading it into `config` ignored.
+pub(crate) fn unknown_settings(value: &serde_json::Value, config: &CallConfig) -> Vec<String> {
+    let known = to_json(config);
     let mut unknown = Vec::new();
     missing_paths(value, &known, "", &mut unknown);
     unknown

@@ -17,9 +17,7 @@ pub use barbara_core::{
 
 /// The origin of a simulation's virtual clock. The core reads no clock: the test side picks
 /// any instant, and every time in the run is an offset from it.
-pub fn origin() -> Instant {
-    barbara_test_origin::origin()
-}
+pub use barbara_test_origin::origin;
 
 /// The same call, carried over WebRTC first (the product's default).
 pub fn over_webrtc(mut config: SimConfig) -> SimConfig {
@@ -120,28 +118,31 @@ pub fn tool_spec(name: &str, timeout: Duration) -> ToolSpec {
     }
 }
 
+/// A heard frame louder than this (RMS) carries speech.
+pub const SPEECH_RMS: f32 = 300.0;
+
 /// Milliseconds of speech the caller heard in frames that finished playing in `from..to`.
 pub fn heard_speech_between(sim: &Sim, from: Duration, to: Duration) -> u32 {
     sim.caller()
         .heard
         .iter()
-        .filter(|f| f.at > from && f.at < to && f.rms > 300.0)
+        .filter(|f| f.at > from && f.at < to && f.rms > SPEECH_RMS)
         .map(|f| f.ms)
         .sum()
 }
 
-/// The speech the caller heard over the whole call: its milliseconds (20 ms frames louder than
-/// 300 RMS) and their mean level in dB against the fakes' 3,000 RMS.
+/// The speech the caller heard over the whole call: its milliseconds (frames louder than
+/// [`SPEECH_RMS`]) and their mean level in dB against the fakes' 3,000 RMS.
 pub fn heard_speech_level(sim: &Sim) -> (u32, f32) {
-    let loud: Vec<f32> = sim
+    let loud: Vec<_> = sim
         .caller()
         .heard
         .iter()
-        .filter(|f| f.rms > 300.0)
-        .map(|f| f.rms)
+        .filter(|f| f.rms > SPEECH_RMS)
         .collect();
-    let mean = loud.iter().sum::<f32>() / loud.len().max(1) as f32;
-    (loud.len() as u32 * 20, 20.0 * (mean / 3_000.0).log10())
+    let mean = loud.iter().map(|f| f.rms).sum::<f32>() / loud.len().max(1) as f32;
+    let ms = loud.iter().map(|f| f.ms).sum();
+    (ms, 20.0 * (mean / 3_000.0).log10())
 }
 
 /// A call on an L16 phone leg at `rate_hz` that records the audio both ends saw.

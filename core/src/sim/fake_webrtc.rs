@@ -22,7 +22,8 @@
 //! The answer looks like OpenAI's where it matters: `a=setup:active` (the fake is the DTLS
 //! client), one UDP host candidate on the given address, Opus first (then PCMU and PCMA unless
 //! [`WebRtcFakeMode::opus_only`]), `a=max-message-size:65535` (Pion's cap). Opus is decoded and
-//! encoded at 24 kHz (48 kHz RTP clock, 960 ticks per packet), G.711 at 8 kHz (160 ticks).
+//! encoded at 24 kHz, or at the lower rates the offer declares (48 kHz RTP clock, 960 ticks per
+//! packet), G.711 at 8 kHz (160 ticks).
 //! The brains' speech signal repeats every second, so its Opus packets are encoded once per
 //! thread and replayed (see `opus_cache`); any other audio goes through the call's encoder.
 //!
@@ -60,7 +61,9 @@ mod tests;
 
 /// The data channel label every official client uses.
 const CHANNEL_LABEL: &str = "oai-events";
-/// Opus is decoded and encoded at this rate; the brain speaks at it on Opus calls.
+/// Opus is encoded at this rate unless the offer's `maxplaybackrate` is honoured and lower, and
+/// decoded at it unless the offer's `sprop-maxcapturerate` is lower; the brain speaks at the
+/// encoding rate.
 const OPUS_RATE: u32 = 24000;
 /// G.711 rate.
 const G711_RATE: u32 = 8000;

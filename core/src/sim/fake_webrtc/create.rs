@@ -149,8 +149,6 @@ impl FakeRealtimeWebRtc {
             mid,
             pt,
             codec,
-            send_rate,
-            receive_rate,
             encoder,
             decoder,
         })
@@ -180,8 +178,8 @@ impl FakeRealtimeWebRtc {
             session,
             offer_sdp,
             codec: answered.codec,
-            send_rate: answered.send_rate,
-            receive_rate: answered.receive_rate,
+            send_rate: answered.send_rate(),
+            receive_rate: answered.receive_rate(),
             codec_in: None,
             connected_at: None,
             channel: None,
@@ -242,7 +240,7 @@ impl FakeRealtimeWebRtc {
             Err(refused) => return refused,
         };
         let session_json = session.clone().unwrap_or(Value::Null);
-        let rate = answered.send_rate;
+        let rate = answered.send_rate();
         let brain = match FakeRealtime::new_webrtc(now, self.script.clone(), &session_json, rate) {
             Ok(brain) => brain,
             Err(r) => return self.refuse_session(&r),
@@ -394,7 +392,7 @@ impl FakeRealtimeWebRtc {
         let session_id = format!("live_rtc_{:04}", self.calls.len() + 1);
         let script = self.mode.live_script.clone().unwrap_or_default();
         let record_input = script.record_input_audio;
-        let rate = answered.send_rate;
+        let rate = answered.send_rate();
         let brain = match FakeLive::new_webrtc(now, script, &session, rate, &session_id) {
             Ok(brain) => brain,
             Err(r) => return self.refuse_session(&r),

@@ -273,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn spans_longer_than_a_frame_are_refused() {
+    fn spans_longer_than_a_frame_and_rates_opus_lacks_are_refused() {
         assert!(speech_packet(24000, span(0, 0, 481)).is_err());
         assert!(speech_packet(11025, span(0, 0, 10)).is_err());
     }

@@ -40,13 +40,26 @@ pub(super) struct Answered {
     /// The payload type the fake sends.
     pub(super) pt: Pt,
     pub(super) codec: AudioCodec,
-    /// The rates the fake encodes and decodes at (see [`CallRecord::send_rate`]).
-    pub(super) send_rate: u32,
-    pub(super) receive_rate: u32,
     /// Opus only.
     pub(super) encoder: Option<OpusEncoder>,
     /// Opus only.
     pub(super) decoder: Option<OpusDecoder>,
+}
+
+impl Answered {
+    /// The rate the fake sends at (see [`CallRecord::send_rate`]).
+    pub(super) fn send_rate(&self) -> u32 {
+        self.encoder
+            .as_ref()
+            .map_or(self.codec.rate(), OpusEncoder::rate_hz)
+    }
+
+    /// The rate the fake decodes the bridge's audio at (see [`CallRecord::receive_rate`]).
+    pub(super) fn receive_rate(&self) -> u32 {
+        self.decoder
+            .as_ref()
+            .map_or(self.codec.rate(), OpusDecoder::rate_hz)
+    }
 }
 
 /// One call: its peer connection, its brain and its codecs.
@@ -273,10 +286,9 @@ impl Call {
             .map_or(0, |prev| first.saturating_sub(prev + 1))
             .min(MAX_CONCEALED);
         self.last_seq = Some(last);
-        let rate = if codec == AudioCodec::Opus {
-            self.record.receive_rate
-        } else {
-            codec.rate()
+        let rate = match (&self.decoder, codec) {
+            (Some(decoder), AudioCodec::Opus) => decoder.rate_hz(),
+            _ => codec.rate(),
         };
         let mut samples = Vec::new();
         for k in 0..lost {
@@ -293,11 +305,11 @@ impl Call {
         let decoded = match (&mut self.decoder, codec) {
             (Some(dec), AudioCodec::Opus) => dec.decode(&data.data, &mut samples).is_ok(),
             (_, AudioCodec::Pcmu) => {
-                samples.extend(data.data.iter().map(|&b| g711::ulaw_decode(b)));
+                g711::ulaw_decode_slice(&data.data, &mut samples);
                 true
             }
             (_, AudioCodec::Pcma) => {
-                samples.extend(data.data.iter().map(|&b| g711::alaw_decode(b)));
+                g711::alaw_decode_slice(&data.data, &mut samples);
                 true
             }
             (None, AudioCodec::Opus) => false,
@@ -359,20 +371,15 @@ impl Call {
         let codec = self.record.codec;
         let payload: Option<Arc<[u8]>> = match (&mut self.encoder, codec) {
             (Some(enc), AudioCodec::Opus) => opus_payload(enc, frame),
-            (_, AudioCodec::Pcmu) => Some(
-                frame
-                    .samples
-                    .iter()
-                    .map(|&s| g711::ulaw_encode(s))
-                    .collect(),
-            ),
-            (_, AudioCodec::Pcma) => Some(
-                frame
-                    .samples
-                    .iter()
-                    .map(|&s| g711::alaw_encode(s))
-                    .collect(),
-            ),
+            (_, AudioCodec::Pcmu | AudioCodec::Pcma) => {
+                let mut bytes = Vec::with_capacity(frame.samples.len());
+                if codec == AudioCodec::Pcmu {
+                    g711::ulaw_encode_slice(&frame.samples, &mut bytes);
+                } else {
+                    g711::alaw_encode_slice(&frame.samples, &mut bytes);
+                }
+                Some(bytes.into())
+            }
             (None, AudioCodec::Opus) => None,
         };
         let (frequency, step) = codec.clock();
@@ -428,14 +435,18 @@ impl Call {
 }
 
 /// One frame of model audio as an Opus packet: the packet encoded before for the same frame
-/// when the brain says what the frame is (and it is), else the call's own encoder's.
+/// when the brain says what the frame is, else the call's own encoder's. The brains build the
+/// span beside the samples it describes; debug builds (the tests) check that it does.
 fn opus_payload(encoder: &mut OpusEncoder, frame: &AudioFrame) -> Option<Arc<[u8]>> {
     let rate = encoder.rate_hz();
     if frame.samples.len() == encoder.frame_samples()
         && let Some(span) = frame.speech
-        && span.matches(rate, &frame.samples)
         && let Ok(packet) = opus_cache::speech_packet(rate, span)
     {
+        debug_assert!(
+            span.matches(rate, &frame.samples),
+            "a speech span that does not describe its frame"
+        );
         return Some(packet);
     }
     let mut payload = Vec::new();
