@@ -1,6 +1,6 @@
 //! Shared helpers for the scenario tests: scripted calls on the core's simulation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use barbara_core::sim::driver::{ScriptedTool, Sim, SimConfig, ToolBehaviour};
 pub use barbara_core::sim::fake_caller::{CallerScript, HangupStyle, Utterance, WireShape};
